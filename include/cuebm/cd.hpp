@@ -1,0 +1,96 @@
+// Contrastive divergence training of an MLP energy (CD-k and persistent CD with TorchEBM's
+// replay buffer), with Adam and gradient-norm clipping.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cuebm/device.hpp"
+#include "cuebm/langevin.hpp"
+#include "cuebm/mlp.hpp"
+#include "cuebm/optim.hpp"
+
+namespace cuebm {
+
+struct CDOptions {
+  int k_steps = 10;
+  bool persistent = false;
+  int64_t buffer_size = 10000;
+  int init_steps = 100;
+  float new_sample_ratio = 0.05f;
+  float energy_reg_weight = 0.001f;
+  // Persistent only: per-chain PCD (the buffer holds one row per batch row, chain i continues
+  // in row i, no rows are refreshed), instead of TorchEBM's replay buffer.
+  bool per_chain = false;
+  // Persistent only: refreshed rows restart from N(0, I) instead of TorchEBM's 0.01 N(0, I) nudge.
+  bool reinit_from_noise = false;
+};
+
+struct TrainerOptions {
+  CDOptions cd;
+  // The negative-phase sampler. n_steps is taken from cd.k_steps; thin/diagnostics are ignored.
+  LangevinOptions sampler;
+  AdamOptions adam;
+  float max_grad_norm = 1.0f;  // <= 0 disables clipping
+  uint64_t seed = 0;
+  // Consecutive non-finite losses tolerated (each one skipped and reported) before training
+  // stops with NumericalError.
+  int max_nonfinite_steps = 3;
+};
+
+struct StepStats {
+  double loss = 0;
+  double pos_energy = 0;  // mean E(x_data)
+  double neg_energy = 0;  // mean E(x_neg)
+  double grad_norm = 0;   // before clipping
+  bool skipped = false;   // non-finite loss: no update was made
+};
+
+// One TorchEBM-style training loop. All buffers are sized at construction for batches of up
+// to max_batch rows; step() allocates nothing.
+class CDTrainer {
+ public:
+  CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batch,
+            Device device = Device::cpu());
+
+  // One CD iteration on a batch (batch x dim, row-major).
+  StepStats step(const float* batch, int64_t rows);
+
+  int64_t iteration() const { return iteration_; }
+  const Adam& optimizer() const { return adam_; }
+  Adam& optimizer() { return adam_; }
+  const std::vector<float>& replay_buffer() const { return buffer_; }
+  int64_t buffer_pointer() const { return buffer_ptr_; }
+  bool buffer_initialised() const { return buffer_ready_; }
+  // The negatives of the last step (rows x dim).
+  const float* last_negatives() const { return neg_.data(); }
+  // The rows of the replay buffer the last step started from (persistent only).
+  const std::vector<int64_t>& last_buffer_rows() const { return start_rows_; }
+  // Called with a line of text when a step is skipped or a warning is due; default: stderr.
+  std::function<void(const std::string&)> on_warning;
+
+ private:
+  void init_buffer();
+  void start_negatives(int64_t rows);
+  void write_buffer(int64_t rows);
+
+  Mlp& model_;
+  TrainerOptions options_;
+  int64_t max_batch_;
+  Adam adam_;
+  int64_t iteration_ = 0;
+  int consecutive_nonfinite_ = 0;
+  std::vector<float> neg_, energies_, coeff_, grad_, both_, sample_work_;
+  std::vector<float> buffer_;
+  std::vector<int64_t> start_rows_, refresh_rows_;
+  int64_t buffer_ptr_ = 0;
+  bool buffer_ready_ = false;
+  bool warned_small_buffer_ = false;
+};
+
+// CD loss from the energies: mean(E+) - mean(E-) + w (mean(E+^2) + mean(E-^2)), in double.
+double cd_loss(const float* pos_energy, const float* neg_energy, int64_t n, double reg_weight);
+
+}  // namespace cuebm
