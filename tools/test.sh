@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up and builds cuEBM, then runs the whole test suite through CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh "$@"
+build=${CUEBM_BUILD_DIR:-build}
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
