@@ -162,6 +162,27 @@ void CDTrainer::write_buffer(int64_t rows) {
   }
 }
 
+TrainerState CDTrainer::state() const {
+  return {iteration_, consecutive_nonfinite_, buffer_, buffer_ptr_, buffer_ready_};
+}
+
+void CDTrainer::load_state(const TrainerState& s) {
+  const int64_t rows = options_.cd.buffer_size * model_.dim();
+  if (s.iteration < 0 || s.consecutive_nonfinite < 0)
+    throw InvalidArgument("CDTrainer::load_state: negative iteration or failure count");
+  if (s.buffer_ready && (static_cast<int64_t>(s.buffer.size()) != rows || s.buffer_ptr < 0 ||
+                         s.buffer_ptr >= options_.cd.buffer_size))
+    throw InvalidArgument("CDTrainer::load_state: replay buffer of " +
+                          std::to_string(s.buffer.size()) + " floats does not match " +
+                          std::to_string(options_.cd.buffer_size) + " rows of dimension " +
+                          std::to_string(model_.dim()));
+  iteration_ = s.iteration;
+  consecutive_nonfinite_ = s.consecutive_nonfinite;
+  buffer_ = s.buffer;
+  buffer_ptr_ = s.buffer_ptr;
+  buffer_ready_ = s.buffer_ready;
+}
+
 StepStats CDTrainer::step(const float* batch, int64_t rows) {
   if (rows < 1 || rows > max_batch_)
     throw InvalidArgument("CDTrainer::step: batch must have 1.." + std::to_string(max_batch_) +

@@ -48,6 +48,17 @@ struct StepStats {
   bool skipped = false;   // non-finite loss: no update was made
 };
 
+// Everything a CDTrainer carries between steps besides the model and the optimiser: with the
+// model's parameters and Adam's state it resumes a run bit for bit (the noise and the replay
+// buffer's draws are keyed by the iteration).
+struct TrainerState {
+  int64_t iteration = 0;
+  int consecutive_nonfinite = 0;
+  std::vector<float> buffer;  // empty until the replay buffer is first used
+  int64_t buffer_ptr = 0;
+  bool buffer_ready = false;
+};
+
 // One TorchEBM-style training loop. All buffers are sized at construction for batches of up
 // to max_batch rows; step() allocates nothing.
 class CDTrainer {
@@ -68,6 +79,9 @@ class CDTrainer {
   const float* last_negatives() const { return neg_.data(); }
   // The rows of the replay buffer the last step started from (persistent only).
   const std::vector<int64_t>& last_buffer_rows() const { return start_rows_; }
+  TrainerState state() const;
+  // Throws InvalidArgument when the state does not fit this trainer (buffer size, dim).
+  void load_state(const TrainerState& state);
   // Called with a line of text when a step is skipped or a warning is due; default: stderr.
   std::function<void(const std::string&)> on_warning;
 
