@@ -90,6 +90,8 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
   start_rows_.resize(max_batch);
   refresh_rows_.resize(max_batch);
   options_.sampler.n_steps = options.cd.k_steps;
+  steps_ = std::make_shared<const detail::StepArrays>(
+      detail::make_step_arrays(options_.sampler, options.cd.k_steps));
   if (options.cd.persistent && options.cd.per_chain) options_.cd.buffer_size = max_batch;
   on_warning = [](const std::string& line) { std::cerr << "cuebm: " << line << "\n"; };
 }
@@ -197,11 +199,7 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
   } else {
     std::copy_n(batch, rows * d, neg_.data());
   }
-  // Built once per step from the precomputed schedule values: no allocation here.
-  thread_local detail::StepArrays steps;
-  if (steps.eta.size() != static_cast<std::size_t>(options_.cd.k_steps))
-    steps = detail::make_step_arrays(options_.sampler, options_.cd.k_steps);
-  detail::ChainPlan plan = make_plan(steps, options_.sampler, options_.seed);
+  detail::ChainPlan plan = make_plan(*steps_, options_.sampler, options_.seed);
   plan.step_offset = static_cast<uint64_t>(iteration_) * options_.cd.k_steps;
   detail::run_chains_cpu(model_, neg_.data(), rows, plan);
 

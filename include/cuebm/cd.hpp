@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,10 @@
 #include "cuebm/optim.hpp"
 
 namespace cuebm {
+
+namespace detail {
+struct StepArrays;
+}
 
 struct CDOptions {
   int k_steps = 10;
@@ -102,6 +107,7 @@ class CDTrainer {
   int64_t buffer_ptr_ = 0;
   bool buffer_ready_ = false;
   bool warned_small_buffer_ = false;
+  std::shared_ptr<const detail::StepArrays> steps_;  // per-step eta and noise coefficient
 };
 
 // CD loss from the energies: mean(E+) - mean(E-) + w (mean(E+^2) + mean(E-^2)), in double.

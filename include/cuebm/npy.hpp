@@ -5,14 +5,15 @@
 // version bytes 1 0, a little-endian uint16 header length, then the header dict
 // "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }" followed by the spare spaces numpy
 // reserves for growing the first axis, padded with spaces and a final '\n' so that the data starts
-// at a multiple of 64 bytes. Files are written atomically: to "<path>.tmp-<pid>" in the same folder,
-// then renamed over <path>; on failure the temporary file is removed.
+// at a multiple of 64 bytes. Files are written atomically: to "<path>.tmp-<pid>" in the same
+// folder, then renamed over <path>; on failure the temporary file is removed.
 //
 // Reading accepts versions 1.0, 2.0 and 3.0, dtypes '<f4' and '<f8' only, fortran_order False,
-// and any header dict with the three keys in any order, extra spaces, trailing commas and Python 2 "L" integer suffixes. The file must hold
-// exactly the bytes the shape asks for: a shorter file is reported as truncated, and trailing bytes
-// after the data are rejected (numpy.save never writes them, so they mean a corrupt or mislabelled
-// file). Only regular files are read. Every problem throws cuebm::IoError naming the file.
+// and any header dict with the three keys in any order, extra spaces, trailing commas and Python 2
+// "L" integer suffixes. The file must hold exactly the bytes the shape asks for: a shorter file is
+// reported as truncated, and trailing bytes after the data are rejected (numpy.save never writes
+// them, so they mean a corrupt or mislabelled file). Only regular files are read. Every problem
+// throws cuebm::IoError naming the file.
 #pragma once
 
 #include <cstdint>
