@@ -54,15 +54,16 @@ int64_t run_chains_cpu(const Energy& energy, float* x, int64_t n, const ChainPla
       if (diag && t > 0) diag[(t - 1) * stride + 2 * dim] = sum_rows(e_t, rows);
       const float eta = plan.eta[t], coef = plan.noise_coef[t];
       const uint64_t step = plan.step_offset + t;
-      for (int64_t r = 0; r < kRowBlock; ++r) {
+      for (int64_t r = 0; r < rows; ++r) {
         const uint64_t chain = plan.first_chain + row0 + r;
         for (int q = 0; q < q_blocks; ++q) {
-          // Padding lanes take no noise: they only keep the block's arithmetic finite.
-          const Normal4 eps = r < rows ? langevin_noise4(plan.seed, chain, step, dim, q)
-                                       : Normal4{{0, 0, 0, 0}};
+          const U32x4 bits = philox_block(plan.seed, chain, step * q_blocks + q);
+          float eps[4];
+          box_muller(bits.x, bits.y, eps[0], eps[1]);
+          if (4 * q + 2 < dim) box_muller(bits.z, bits.w, eps[2], eps[3]);  // else unused
           for (int k = 0; k < 4 && 4 * q + k < dim; ++k) {
             float& xi = x_t[(4 * q + k) * kRowBlock + r];
-            xi = langevin_update(xi, g_t[(4 * q + k) * kRowBlock + r], eta, coef, eps.v[k]);
+            xi = langevin_update(xi, g_t[(4 * q + k) * kRowBlock + r], eta, coef, eps[k]);
             if (plan.clamp) xi = clampf(xi, plan.clamp_min, plan.clamp_max);
           }
         }

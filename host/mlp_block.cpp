@@ -9,37 +9,47 @@ namespace {
 
 constexpr int R = kRowBlock;
 
-// dst[o][r] = bias[o] + sum_k M(o, k) src[k][r], with M(o, k) = m[o * so + k * sk]. Four
-// outputs at a time so each loaded source vector feeds four FMAs.
+// A feature row of a block as whole vectors: GCC/Clang vector extensions, lowered to
+// AVX-512, AVX2 or SSE by the target, so the kernel stays portable C++.
+using Vec = float __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+constexpr int V = R / kLanes;
+static_assert(R % kLanes == 0, "kRowBlock must be a multiple of 16");
+
+inline Vec load_vec(const float* p) {
+  Vec v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store_vec(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// dst[o + q][r] = bias[o + q] + sum_k M(o + q, k) src[k][r] for q < OB, with
+// M(o, k) = m[o * so + k * sk]. OB outputs x V vectors of accumulators stay in registers and
+// every loaded source vector feeds OB FMAs.
+template <int OB>
+void matmul_tile(const float* m, int so, int sk, int o, int n_in, const float* bias,
+                 const float* src, float* dst) {
+  Vec acc[OB][V];
+  for (int q = 0; q < OB; ++q)
+    for (int v = 0; v < V; ++v) acc[q][v] = Vec{} + (bias ? bias[o + q] : 0.0f);
+  for (int k = 0; k < n_in; ++k) {
+    Vec s[V];
+    for (int v = 0; v < V; ++v) s[v] = load_vec(src + k * R + v * kLanes);
+    for (int q = 0; q < OB; ++q) {
+      const float w = m[(o + q) * so + k * sk];
+      for (int v = 0; v < V; ++v) acc[q][v] += w * s[v];
+    }
+  }
+  for (int q = 0; q < OB; ++q)
+    for (int v = 0; v < V; ++v) store_vec(dst + (o + q) * R + v * kLanes, acc[q][v]);
+}
+
 void matmul_block(const float* m, int so, int sk, int n_out, int n_in, const float* bias,
                   const float* src, float* dst) {
   int o = 0;
-  for (; o + 4 <= n_out; o += 4) {
-    float acc[4][R];
-    for (int q = 0; q < 4; ++q)
-      for (int r = 0; r < R; ++r) acc[q][r] = bias ? bias[o + q] : 0.0f;
-    for (int k = 0; k < n_in; ++k) {
-      const float* s = src + k * R;
-      const float w0 = m[o * so + k * sk], w1 = m[(o + 1) * so + k * sk];
-      const float w2 = m[(o + 2) * so + k * sk], w3 = m[(o + 3) * so + k * sk];
-      for (int r = 0; r < R; ++r) {
-        acc[0][r] += w0 * s[r];
-        acc[1][r] += w1 * s[r];
-        acc[2][r] += w2 * s[r];
-        acc[3][r] += w3 * s[r];
-      }
-    }
-    std::copy(&acc[0][0], &acc[0][0] + 4 * R, dst + o * R);
-  }
-  for (; o < n_out; ++o) {
-    float acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = bias ? bias[o] : 0.0f;
-    for (int k = 0; k < n_in; ++k) {
-      const float w = m[o * so + k * sk];
-      for (int r = 0; r < R; ++r) acc[r] += w * src[k * R + r];
-    }
-    std::copy(acc, acc + R, dst + o * R);
-  }
+  for (; o + 8 <= n_out; o += 8) matmul_tile<8>(m, so, sk, o, n_in, bias, src, dst);
+  for (; o + 4 <= n_out; o += 4) matmul_tile<4>(m, so, sk, o, n_in, bias, src, dst);
+  for (; o < n_out; ++o) matmul_tile<1>(m, so, sk, o, n_in, bias, src, dst);
 }
 
 template <Activation A>
