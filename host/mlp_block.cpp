@@ -72,22 +72,37 @@ void forward_impl(const MlpBlockArgs& a, const float* x_t, float* e, float* work
 }
 
 // param_grad[W_l] += delta (out x R) . src^T (in x R); param_grad[b_l] += row sums of delta.
+// src is transposed first (src_t: R x in) so the update of a weight row is a vector FMA over
+// its inputs, four weight rows at a time.
 void accumulate_layer_gradient(const float* delta, const float* src, int out, int in, float* gw,
-                               float* gb) {
+                               float* gb, float* src_t) {
+  for (int i = 0; i < in; ++i)
+    for (int r = 0; r < R; ++r) src_t[r * in + i] = src[i * R + r];
   for (int j = 0; j < out; ++j) {
-    const float* d = delta + j * R;
     float sb = 0.0f;
-#pragma omp simd reduction(+ : sb)
-    for (int r = 0; r < R; ++r) sb += d[r];
+    for (int r = 0; r < R; ++r) sb += delta[j * R + r];
     gb[j] += sb;
-    for (int i = 0; i < in; ++i) {
-      const float* s = src + i * R;
-      float sw = 0.0f;
-#pragma omp simd reduction(+ : sw)
-      for (int r = 0; r < R; ++r) sw += d[r] * s[r];
-      gw[j * in + i] += sw;
+  }
+  const int in_vec = in - in % kLanes;
+  int j = 0;
+  for (; j + 4 <= out; j += 4) {
+    for (int i = 0; i < in_vec; i += kLanes) {
+      Vec acc[4];
+      for (int q = 0; q < 4; ++q) acc[q] = load_vec(gw + (j + q) * in + i);
+      for (int r = 0; r < R; ++r) {
+        const Vec s = load_vec(src_t + r * in + i);
+        for (int q = 0; q < 4; ++q) acc[q] += delta[(j + q) * R + r] * s;
+      }
+      for (int q = 0; q < 4; ++q) store_vec(gw + (j + q) * in + i, acc[q]);
     }
   }
+  // The rest: the last out % 4 rows, and the inputs past the last whole vector.
+  for (int jj = 0; jj < out; ++jj)
+    for (int i = (jj < j ? in_vec : 0); i < in; ++i) {
+      float acc = gw[jj * in + i];
+      for (int r = 0; r < R; ++r) acc += delta[jj * R + r] * src_t[r * in + i];
+      gw[jj * in + i] = acc;
+    }
 }
 
 template <Activation A>
@@ -103,7 +118,7 @@ void backward_impl(const MlpBlockArgs& a, const float* x_t, const float* out_wei
     const float* w = a.params + a.weight_offset[l];
     if (param_grad)
       accumulate_layer_gradient(delta, src, out, in, param_grad + a.weight_offset[l],
-                                param_grad + a.bias_offset[l]);
+                                param_grad + a.bias_offset[l], work + a.layout.transposed);
     if (l == 0) {
       if (grad_t) matmul_block(w, 1, in, in, out, nullptr, delta, grad_t);
       break;
@@ -129,6 +144,10 @@ MlpBlockLayout::MlpBlockLayout(const std::vector<int>& widths) {
     floats += static_cast<std::size_t>(widths[l]) * R;
     widest = std::max(widest, widths[l]);
   }
+  int widest_input = 1;
+  for (int l = 0; l < n_lin; ++l) widest_input = std::max(widest_input, widths[l]);
+  transposed = floats;
+  floats += static_cast<std::size_t>(widest_input) * R;
   delta0 = floats;
   floats += static_cast<std::size_t>(widest) * R;
   delta1 = floats;

@@ -2,13 +2,44 @@
 #pragma once
 
 #include <cmath>
+#if !defined(__CUDA_ARCH__)
+#include <bit>
+#endif
 
 #include "cuebm/activation.hpp"
 #include "hd.cuh"
 
 namespace cuebm::detail {
 
-CUEBM_HD float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+#if !defined(__CUDA_ARCH__)
+// expf for the CPU backend as straight-line float arithmetic (Cephes' polynomial, about 1 ulp
+// on [-87, 88]), so loops over a block vectorise (with -fno-trapping-math); libm's expf is an
+// opaque call.
+inline float host_expf(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  // x log2(e) + 0.5 + 126 > 0 on the clamped range, so truncation is floor.
+  const int ni = static_cast<int>(x * 1.44269504088896341f + 126.5f) - 126;
+  const float n = static_cast<float>(ni);
+  x -= n * 0.693359375f;
+  x -= n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * x + 1.3981999507e-3f;
+  p = p * x + 8.3334519073e-3f;
+  p = p * x + 4.1665795894e-2f;
+  p = p * x + 1.6666665459e-1f;
+  p = p * x + 5.0000001201e-1f;
+  const float y = p * x * x + x + 1.0f;
+  return y * std::bit_cast<float>((ni + 127) << 23);
+}
+#endif
+
+CUEBM_HD float sigmoidf(float z) {
+#if defined(__CUDA_ARCH__)
+  return 1.0f / (1.0f + expf(-z));
+#else
+  return 1.0f / (1.0f + host_expf(-z));
+#endif
+}
 
 template <Activation A>
 CUEBM_HD float activate(float z) {
