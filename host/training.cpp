@@ -5,13 +5,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
+#include "cuebm/checkpoint.hpp"
 #include "cuebm/datasets.hpp"
 #include "cuebm/error.hpp"
 #include "cuebm/figure.hpp"
 #include "cuebm/langevin.hpp"
 #include "cuebm/metrics.hpp"
 #include "cuebm/npy.hpp"
+#include "cuebm/safetensors.hpp"
 
 namespace cuebm {
 namespace {
@@ -49,7 +52,7 @@ LangevinOptions sampler_options(const TrainConfig& c) {
   return o;
 }
 
-std::vector<float> model_samples(const Mlp& model, const TrainConfig& c, int steps,
+std::vector<float> model_samples(const Energy& model, const TrainConfig& c, int steps,
                                  uint64_t salt) {
   LangevinOptions o = sampler_options(c);
   o.n_steps = steps;
@@ -58,8 +61,7 @@ std::vector<float> model_samples(const Mlp& model, const TrainConfig& c, int ste
 }
 
 Grid2D plot_grid(const TrainConfig& c) {
-  return {-c.plot_range, c.plot_range, -c.plot_range, c.plot_range, c.grid_points,
-          c.grid_points};
+  return {-c.plot_range, c.plot_range, -c.plot_range, c.plot_range, c.grid_points, c.grid_points};
 }
 
 void write_figure(const Mlp& model, const TrainConfig& c, const Dataset& data,
@@ -102,34 +104,6 @@ std::vector<float> mode_centres(const TrainConfig& c, int* k, double* std) {
   return {};
 }
 
-void compute_metrics(const Mlp& model, const TrainConfig& c, TrainReport& r) {
-  r.temperature = static_cast<double>(c.noise_scale) * c.noise_scale;
-  const BatchEnergyFn energy = [&](const float* xy, int64_t n, float* e) {
-    model.energy(xy, n, e);
-  };
-  // A box holding the data with margin, fine enough for the tutorial's std 0.1 modes.
-  Grid2D grid = plot_grid(c);
-  grid.nx = grid.ny = 400;
-  r.log_z = grid_log_partition(energy, grid, r.temperature);
-  const Dataset test = make_dataset(c.dataset, c.dataset_params, c.data_seed ^ kTestDataSeedSalt);
-  r.test_nll = test_nll(energy, test.points.data(), test.n, grid, r.temperature);
-  int k = 0;
-  double std = 0;
-  const std::vector<float> centres = mode_centres(c, &k, &std);
-  r.data_entropy = k > 0 ? mixture_entropy_2d(k, std) : NAN;
-  r.kl = r.test_nll - r.data_entropy;
-  const int64_t m = static_cast<int64_t>(r.final_samples.size() / 2);
-  r.mmd2 = mmd2_rbf(r.final_samples.data(), m, test.points.data(), std::min<int64_t>(test.n, 2000),
-                    2);
-  if (k > 0) {
-    const ModeReport modes = mode_report(r.final_samples.data(), m, centres.data(), k, std);
-    r.modes_covered = modes.covered;
-    r.modes_total = modes.total;
-    r.share_near_mode = modes.share_near_mode;
-    r.mode_weights = modes.weights;
-  }
-}
-
 }  // namespace
 
 void validate_train_config(const TrainConfig& c) {
@@ -137,11 +111,10 @@ void validate_train_config(const TrainConfig& c) {
   if (c.model.input_dim != 2)
     throw InvalidArgument("training: the datasets are 2-D, so the model input must be 2, got " +
                           std::to_string(c.model.input_dim));
-  if (c.epochs < 1) throw InvalidArgument("training: epochs must be >= 1, got " +
-                                          std::to_string(c.epochs));
+  if (c.epochs < 1)
+    throw InvalidArgument("training: epochs must be >= 1, got " + std::to_string(c.epochs));
   if (c.batch_size < 1)
-    throw InvalidArgument("training: batch size must be >= 1, got " +
-                          std::to_string(c.batch_size));
+    throw InvalidArgument("training: batch size must be >= 1, got " + std::to_string(c.batch_size));
   if (!(c.step_size > 0) || !std::isfinite(c.step_size))
     throw InvalidArgument("training: step size must be finite and > 0, got " +
                           std::to_string(c.step_size));
@@ -153,12 +126,135 @@ void validate_train_config(const TrainConfig& c) {
     throw InvalidArgument("training: figure settings must be positive");
   if (c.threads < 0)
     throw InvalidArgument("training: threads must be >= 0, got " + std::to_string(c.threads));
+  if (c.checkpoint_every < 0)
+    throw InvalidArgument("training: checkpoint_every must be >= 0, got " +
+                          std::to_string(c.checkpoint_every));
   check_device(c.device);
   if (!c.output_dir.empty()) require_writable_dir(c.output_dir);
 }
 
-TrainReport run_training(const TrainConfig& c,
-                         const std::function<void(const std::string&)>& log) {
+std::map<std::string, std::string> training_fingerprint(const TrainConfig& c) {
+  const auto f = [](double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
+  std::map<std::string, std::string> m;
+  m["dataset"] = c.dataset;
+  std::string params;
+  for (const auto& [k, v] : c.dataset_params)
+    params += (params.empty() ? "" : ",") + k + "=" + f(v);
+  m["dataset_params"] = params;
+  m["data_seed"] = std::to_string(c.data_seed);
+  std::string widths = std::to_string(c.model.input_dim);
+  for (int h : c.model.hidden) {
+    widths += ',';
+    widths += std::to_string(h);
+  }
+  m["widths"] = widths + ",1";
+  m["activation"] = activation_name(c.model.activation);
+  m["batch_size"] = std::to_string(c.batch_size);
+  m["drop_last"] = c.drop_last ? "true" : "false";
+  m["step_size"] = f(c.step_size);
+  m["noise_scale"] = f(c.noise_scale);
+  m["k_steps"] = std::to_string(c.cd.k_steps);
+  m["persistent"] = c.cd.persistent ? "true" : "false";
+  m["buffer_size"] = std::to_string(c.cd.buffer_size);
+  m["init_steps"] = std::to_string(c.cd.init_steps);
+  m["new_sample_ratio"] = f(c.cd.new_sample_ratio);
+  m["energy_reg"] = f(c.cd.energy_reg_weight);
+  m["per_chain"] = c.cd.per_chain ? "true" : "false";
+  m["reinit_from_noise"] = c.cd.reinit_from_noise ? "true" : "false";
+  m["lr"] = f(c.adam.lr);
+  m["beta1"] = f(c.adam.beta1);
+  m["beta2"] = f(c.adam.beta2);
+  m["eps"] = f(c.adam.eps);
+  m["weight_decay"] = f(c.adam.weight_decay);
+  m["clip"] = f(c.max_grad_norm);
+  m["seed"] = std::to_string(c.seed);
+  return m;
+}
+
+void compute_training_metrics(const Energy* model, const std::vector<float>& samples,
+                              const TrainConfig& c, TrainReport& r) {
+  r.temperature = static_cast<double>(c.noise_scale) * c.noise_scale;
+  const Dataset test = make_dataset(c.dataset, c.dataset_params, c.data_seed ^ kTestDataSeedSalt);
+  int k = 0;
+  double std = 0;
+  const std::vector<float> centres = mode_centres(c, &k, &std);
+  r.data_entropy = k > 0 ? mixture_entropy_2d(k, std) : NAN;
+  r.log_z = r.test_nll = r.kl = NAN;
+  if (model != nullptr) {
+    if (model->dim() != 2)
+      throw InvalidArgument("metrics: the model must be 2-D, got dimension " +
+                            std::to_string(model->dim()));
+    const BatchEnergyFn energy = [&](const float* xy, int64_t n, float* e) {
+      model->energy(xy, n, e);
+    };
+    // A box holding the data with margin, fine enough for the tutorial's std 0.1 modes.
+    Grid2D grid = plot_grid(c);
+    grid.nx = grid.ny = 400;
+    r.log_z = grid_log_partition(energy, grid, r.temperature);
+    r.test_nll = test_nll(energy, test.points.data(), test.n, grid, r.temperature);
+    r.kl = r.test_nll - r.data_entropy;
+  }
+  r.mmd2 = NAN;
+  r.modes_covered = -1;
+  r.modes_total = 0;
+  r.share_near_mode = 0;
+  r.mode_weights.clear();
+  if (samples.empty()) return;
+  if (samples.size() % 2 != 0)
+    throw InvalidArgument("metrics: the samples must be n x 2, got " +
+                          std::to_string(samples.size()) + " values");
+  const int64_t m = static_cast<int64_t>(samples.size() / 2);
+  r.mmd2 = mmd2_rbf(samples.data(), m, test.points.data(), std::min<int64_t>(test.n, 2000), 2);
+  if (k > 0) {
+    const ModeReport modes = mode_report(samples.data(), m, centres.data(), k, std);
+    r.modes_covered = modes.covered;
+    r.modes_total = modes.total;
+    r.share_near_mode = modes.share_near_mode;
+    r.mode_weights = modes.weights;
+  }
+}
+
+Checkpoint read_resume_checkpoint(const TrainConfig& c) {
+  const std::map<std::string, std::string> fingerprint = training_fingerprint(c);
+  Checkpoint ck = read_checkpoint(c.resume_from);
+  std::string diff;
+  for (const auto& [k, v] : fingerprint) {
+    const auto it = ck.config.find(k);
+    const std::string was = it == ck.config.end() ? "(absent)" : it->second;
+    if (was != v) diff += (diff.empty() ? "" : ", ") + k + " " + was + " -> " + v;
+  }
+  for (const auto& [k, v] : ck.config)
+    if (!fingerprint.count(k)) diff += (diff.empty() ? "" : ", ") + k + " " + v + " -> (absent)";
+  if (!diff.empty())
+    throw InvalidArgument("resume: checkpoint '" + c.resume_from +
+                          "' was written with other training settings: " + diff);
+  if (ck.epoch > c.epochs)
+    throw InvalidArgument("resume: checkpoint '" + c.resume_from + "' is at epoch " +
+                          std::to_string(ck.epoch) + ", past epochs = " + std::to_string(c.epochs));
+  if (ck.parameters.size() != Mlp(c.model, 0).num_parameters())
+    throw IoError("resume: checkpoint '" + c.resume_from + "' holds " +
+                  std::to_string(ck.parameters.size()) + " parameters, the model needs " +
+                  std::to_string(Mlp(c.model, 0).num_parameters()));
+  return ck;
+}
+
+std::vector<float> final_model_samples(const Energy& model, const TrainConfig& c) {
+  return model_samples(model, c, c.final_steps, 0);
+}
+
+TrainReport run_training(const TrainConfig& c, const std::function<void(const std::string&)>& log) {
+  return run_training(c, log, {});
+}
+
+TrainReport run_training(const TrainConfig& c, const std::function<void(const std::string&)>& log,
+                         const std::function<void(const TrainProgress&)>& progress) {
+  // A checkpoint that does not fit is reported before anything is created.
+  std::optional<Checkpoint> resume;
+  if (!c.resume_from.empty()) resume = read_resume_checkpoint(c);
   validate_train_config(c);
   if (c.threads > 0) set_num_threads(c.threads);
   const Dataset data = make_dataset(c.dataset, c.dataset_params, c.data_seed);
@@ -174,9 +270,47 @@ TrainReport run_training(const TrainConfig& c,
   trainer.on_warning = log;
 
   TrainReport report;
+  const std::map<std::string, std::string> fingerprint = training_fingerprint(c);
+  if (resume) {
+    const Checkpoint& ck = *resume;
+    std::copy(ck.parameters.begin(), ck.parameters.end(), model.parameters().begin());
+    trainer.optimizer().load_state(ck.adam_steps, ck.adam_m, ck.adam_v);
+    trainer.load_state(ck.trainer);
+    report.epoch_loss = ck.epoch_loss;
+    report.iterations = ck.iterations;
+    report.skipped = ck.skipped;
+    report.train_seconds = ck.train_seconds;
+    report.first_epoch = ck.epoch + 1;
+    log("Resuming from '" + c.resume_from + "' after epoch " + std::to_string(ck.epoch));
+  }
+  const auto save_checkpoint = [&](int epoch) {
+    Checkpoint ck;
+    ck.model = c.model;
+    ck.parameters.assign(model.parameters().begin(), model.parameters().end());
+    ck.adam_steps = trainer.optimizer().steps();
+    const auto m = trainer.optimizer().first_moment();
+    const auto v = trainer.optimizer().second_moment();
+    ck.adam_m.assign(m.begin(), m.end());
+    ck.adam_v.assign(v.begin(), v.end());
+    ck.trainer = trainer.state();
+    ck.epoch = epoch;
+    ck.epoch_loss = report.epoch_loss;
+    ck.iterations = report.iterations;
+    ck.skipped = report.skipped;
+    ck.train_seconds = report.train_seconds;
+    ck.config = fingerprint;
+    write_checkpoint(c.checkpoint_path, ck);
+  };
+
   const bool files = !c.output_dir.empty();
   const auto path = [&](const std::string& name) { return c.output_dir + "/" + name; };
-  for (int epoch = 1; epoch <= c.epochs; ++epoch) {
+  TrainProgress where;
+  where.epochs = c.epochs;
+  where.batches = loader.num_batches();
+  where.first_iteration = report.iterations;
+  where.total_iterations =
+      report.iterations + (c.epochs - report.first_epoch + 1) * loader.num_batches();
+  for (int epoch = report.first_epoch; epoch <= c.epochs; ++epoch) {
     loader.start_epoch(epoch - 1);
     double loss = 0;
     int64_t used = 0;
@@ -184,6 +318,13 @@ TrainReport run_training(const TrainConfig& c,
     for (int64_t b = 0; b < loader.num_batches(); ++b) {
       const StepStats s = trainer.step(loader.batch(b), loader.batch_rows(b));
       ++report.iterations;
+      if (progress) {
+        where.epoch = epoch;
+        where.batch = b + 1;
+        where.iteration = report.iterations;
+        where.loss = s.skipped ? NAN : s.loss;
+        progress(where);
+      }
       if (s.skipped) {
         ++report.skipped;
         continue;
@@ -198,6 +339,9 @@ TrainReport run_training(const TrainConfig& c,
       log(format("Epoch [%.0f/%.0f], Average Loss: %.4f", epoch, c.epochs,
                  report.epoch_loss.back()));
     const bool last = epoch == c.epochs;
+    if (!c.checkpoint_path.empty() &&
+        (last || (c.checkpoint_every > 0 && epoch % c.checkpoint_every == 0)))
+      save_checkpoint(epoch);
     if (files && (epoch == 1 || epoch % c.figure_every == 0) && !last) {
       char name[64];
       std::snprintf(name, sizeof name, "epoch_%03d.png", epoch);
@@ -215,7 +359,13 @@ TrainReport run_training(const TrainConfig& c,
               {static_cast<int64_t>(report.final_samples.size() / 2), 2});
     report.files.push_back(path("samples.npy"));
   }
-  compute_metrics(model, c, report);
+  if (!c.model_path.empty()) {
+    save_mlp(c.model_path, model);
+    report.files.push_back(c.model_path);
+  }
+  if (!c.checkpoint_path.empty()) report.files.push_back(c.checkpoint_path);
+  report.final_parameters.assign(model.parameters().begin(), model.parameters().end());
+  compute_training_metrics(&model, report.final_samples, c, report);
   return report;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cuebm/cd.hpp"
+#include "cuebm/checkpoint.hpp"
 #include "cuebm/device.hpp"
 #include "cuebm/mlp.hpp"
 
@@ -41,6 +42,26 @@ struct TrainConfig {
   Device device = Device::cpu();
   int threads = 0;  // 0: leave OpenMP's default
   int log_every = 1;
+  // Checkpoints (checkpoint.hpp): with a path, written after every checkpoint_every epochs
+  // (0: only after the last epoch) and after the last epoch, atomically.
+  std::string checkpoint_path;
+  int checkpoint_every = 0;
+  // A checkpoint to continue from: the run picks up after its epoch and ends with the same
+  // parameters, losses and samples as the uninterrupted run, bit for bit. Its training
+  // settings (training_fingerprint) must equal this config's; epochs may be larger.
+  std::string resume_from;
+  // When not empty, the final model is written there (safetensors.hpp, save_mlp).
+  std::string model_path;
+};
+
+// Where a run is, reported after every CD iteration.
+struct TrainProgress {
+  int epoch = 0, epochs = 0;       // epoch in 1..epochs
+  int64_t batch = 0, batches = 0;  // batches done in this epoch, of batches
+  int64_t iteration = 0;           // iterations done in this run (resumed ones included)
+  int64_t total_iterations = 0;    // at the end of the run
+  int64_t first_iteration = 0;     // iteration when this process started (resume)
+  double loss = 0;                 // of the last step (NaN when skipped)
 };
 
 struct TrainReport {
@@ -54,7 +75,13 @@ struct TrainReport {
   int modes_covered = -1, modes_total = 0;
   double share_near_mode = 0;
   std::vector<double> mode_weights;
+  std::vector<float> final_parameters;  // the trained model's, flat (Mlp::parameters())
+  int first_epoch = 1;                  // > 1 when resumed from a checkpoint
 };
+
+// The settings a checkpoint must agree on to be resumed (dataset, model, batches, sampler,
+// CD, optimiser, seeds), as key -> text.
+std::map<std::string, std::string> training_fingerprint(const TrainConfig& config);
 
 // Throws InvalidArgument (naming the value) before any work when the config is invalid or the
 // output folder cannot be written.
@@ -62,5 +89,24 @@ void validate_train_config(const TrainConfig& config);
 // Runs the whole thing; log receives the lines the tutorial prints.
 TrainReport run_training(const TrainConfig& config,
                          const std::function<void(const std::string&)>& log);
+// The same, with `progress` called after every CD iteration (may be empty).
+TrainReport run_training(const TrainConfig& config,
+                         const std::function<void(const std::string&)>& log,
+                         const std::function<void(const TrainProgress&)>& progress);
+
+// Reads config.resume_from and checks that it fits config (training_fingerprint, epoch <=
+// epochs); throws IoError / InvalidArgument naming the file and the differences.
+Checkpoint read_resume_checkpoint(const TrainConfig& config);
+
+// The final samples run_training draws from the trained model: figure_samples chains of
+// final_steps Langevin steps (step_size, noise_scale) from N(0, I), keyed by the seed.
+std::vector<float> final_model_samples(const Energy& model, const TrainConfig& config);
+
+// The final metrics run_training reports, for `model` against config's dataset (a test set
+// drawn with data_seed ^ a fixed salt) at T = noise_scale^2, and for `samples` (n x 2; may be
+// empty: no MMD or mode metrics). Writes temperature, log_z, test_nll, data_entropy, kl, mmd2
+// and the mode fields of `report`; model may be null (model metrics then NaN).
+void compute_training_metrics(const Energy* model, const std::vector<float>& samples,
+                              const TrainConfig& config, TrainReport& report);
 
 }  // namespace cuebm

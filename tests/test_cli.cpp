@@ -1,0 +1,370 @@
+// Tests of the cuebm command: every subcommand runs and writes the right thing, --help, JSON
+// configs with flags overriding them, resume through the command, progress output without a
+// terminal, and bad input: documented exit codes, the message on stderr and no output file.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "cuebm/analytic.hpp"
+#include "cuebm/datasets.hpp"
+#include "cuebm/device.hpp"
+#include "cuebm/npy.hpp"
+#include "cuebm/safetensors.hpp"
+
+#ifndef CUEBM_CLI_PATH
+#error "CUEBM_CLI_PATH must name the cuebm binary"
+#endif
+
+namespace cuebm {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           ("cuebm_cli_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  static std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+  // Runs cuebm with `args` (no terminal: stdout and stderr go to files).
+  CliRun cuebm(const std::string& args) const {
+    const std::string cmd = std::string(CUEBM_CLI_PATH) + " " + args + " >" + path("stdout") +
+                            " 2>" + path("stderr") + " </dev/null";
+    const int status = std::system(cmd.c_str());
+    CliRun r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(path("stdout"));
+    r.err = slurp(path("stderr"));
+    return r;
+  }
+
+  std::string save_model(const std::string& name) const {
+    MlpSpec spec;
+    spec.hidden = {12, 8};
+    spec.activation = Activation::kSoftplus;
+    save_mlp(path(name), Mlp(spec, 5));
+    return path(name);
+  }
+
+  std::string write_points(const std::string& name, int64_t n, int dim) const {
+    std::vector<float> x(static_cast<std::size_t>(n * dim));
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] = static_cast<float>(1.7 * std::cos(0.91 * static_cast<double>(i)));
+    write_npy(path(name), x.data(), {n, dim});
+    return path(name);
+  }
+
+  fs::path dir_;
+};
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// A small, fast training config (tutorial settings otherwise).
+constexpr const char* kSmallTrain =
+    R"({"epochs": 2, "hidden": [8, 8], "batch_size": 64, "k_steps": 5,)"
+    R"( "data_param": {"n": 128, "components": 4, "std": 0.1, "radius": 1.5},)"
+    R"( "figure_every": 100, "figure_samples": 64, "final_steps": 20, "seed": 3})";
+
+TEST_F(CliTest, HelpExitsZeroAndDocumentsExitCodes) {
+  for (const std::string sub : {"", "train ", "sample ", "eval ", "metrics "}) {
+    const CliRun r = cuebm(sub + "--help");
+    EXPECT_EQ(r.code, 0) << sub;
+    EXPECT_TRUE(contains(r.out, "Exit codes: 0 success, 1 usage error")) << sub << r.out;
+    EXPECT_TRUE(contains(r.out, "--device") || sub.empty()) << sub;
+  }
+}
+
+TEST_F(CliTest, UsageErrorsExitOne) {
+  CliRun r = cuebm("");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(r.err.empty());
+  r = cuebm("sample --energy harmonic --bogus -o " + path("s.npy"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "--bogus")) << r.err;
+  r = cuebm("sample --energy harmonic --model m.safetensors -o " + path("s.npy"));
+  EXPECT_EQ(r.code, 1);
+  r = cuebm("sample --energy harmonic --steps many -o " + path("s.npy"));
+  EXPECT_EQ(r.code, 1);
+  r = cuebm("frobnicate");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(fs::exists(path("s.npy")));
+}
+
+TEST_F(CliTest, EvalMatchesTheLibrary) {
+  const std::string model = save_model("m.safetensors");
+  const std::string x = write_points("x.npy", 53, 2);
+  const CliRun r = cuebm("eval --model " + model + " -i " + x + " -e " + path("e.npy") + " -g " +
+                         path("g.npy") + " --threads 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Mlp m = load_mlp(model);
+  const NpyArray pts = read_npy(x);
+  std::vector<float> e(53), g(106);
+  m.gradient(pts.data.data(), 53, g.data(), e.data());
+  const NpyArray e_cli = read_npy(path("e.npy"));
+  const NpyArray g_cli = read_npy(path("g.npy"));
+  EXPECT_EQ(e_cli.shape, (std::vector<int64_t>{53}));
+  EXPECT_EQ(g_cli.shape, (std::vector<int64_t>{53, 2}));
+  EXPECT_EQ(e_cli.data, e);
+  EXPECT_EQ(g_cli.data, g);
+  // Energies alone: the energy pass.
+  ASSERT_EQ(cuebm("eval --model " + model + " -i " + x + " -e " + path("e2.npy")).code, 0);
+  m.energy(pts.data.data(), 53, e.data());
+  EXPECT_EQ(read_npy(path("e2.npy")).data, e);
+  // An analytic energy, float64 input.
+  std::vector<double> xd = {1.0, 2.0, -0.5, 0.25};
+  write_npy(path("xd.npy"), xd.data(), {2, 2});
+  ASSERT_EQ(
+      cuebm("eval --energy harmonic --param k=3 -i " + path("xd.npy") + " -e " + path("h.npy"))
+          .code,
+      0);
+  EXPECT_EQ(read_npy(path("h.npy")).data, (std::vector<float>{7.5f, 0.46875f}));
+}
+
+TEST_F(CliTest, EvalBadInputLeavesNoOutput) {
+  const std::string model = save_model("m.safetensors");
+  const std::string e = path("e.npy"), g = path("g.npy");
+  // Points of the wrong dimension.
+  write_points("x3.npy", 10, 3);
+  CliRun r = cuebm("eval --model " + model + " -i " + path("x3.npy") + " -e " + e + " -g " + g);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "x3.npy") && contains(r.err, "shape")) << r.err;
+  // A truncated .npy file.
+  const std::string good = slurp(write_points("x.npy", 10, 2));
+  std::ofstream(path("cut.npy"), std::ios::binary) << good.substr(0, good.size() - 7);
+  r = cuebm("eval --model " + model + " -i " + path("cut.npy") + " -e " + e);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "cut.npy") && contains(r.err, "truncated")) << r.err;
+  // An .npy file of another dtype.
+  std::string i32 = good;
+  i32.replace(i32.find("<f4"), 3, "<i4");
+  std::ofstream(path("int.npy"), std::ios::binary) << i32;
+  r = cuebm("eval --model " + model + " -i " + path("int.npy") + " -e " + e);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "int.npy") && contains(r.err, "<i4")) << r.err;
+  // A corrupt model file.
+  const std::string mbytes = slurp(model);
+  std::ofstream(path("bad.safetensors"), std::ios::binary) << mbytes.substr(0, 30);
+  r = cuebm("eval --model " + path("bad.safetensors") + " -i " + path("x.npy") + " -e " + e);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "bad.safetensors") && contains(r.err, "header length")) << r.err;
+  // A model file without an activation, and none given.
+  MlpSpec spec;
+  spec.hidden = {4};
+  const Mlp m(spec, 1);
+  write_safetensors(path("noact.safetensors"), mlp_state_dict(m), {{"format", "pt"}});
+  r = cuebm("eval --model " + path("noact.safetensors") + " -i " + path("x.npy") + " -e " + e);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--activation")) << r.err;
+  EXPECT_EQ(cuebm("eval --model " + path("noact.safetensors") + " --activation relu -i " +
+                  path("x.npy") + " -e " + path("ok.npy"))
+                .code,
+            0);
+  EXPECT_FALSE(fs::exists(e));
+  EXPECT_FALSE(fs::exists(g));
+}
+
+TEST_F(CliTest, SampleHarmonicHasTheClosedFormVariance) {
+  // E = k/2 |x|^2 at temperature sigma^2: x ~ N(0, sigma^2 / k).
+  const CliRun r = cuebm(
+      "sample --energy harmonic --dim 2 --param k=2 --chains 4000 --steps 300 "
+      "--step-size 0.05 --noise-scale 1 --seed 9 -o " +
+      path("s.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const NpyArray s = read_npy(path("s.npy"));
+  ASSERT_EQ(s.shape, (std::vector<int64_t>{4000, 2}));
+  for (int d = 0; d < 2; ++d) {
+    double m = 0, v = 0;
+    for (int i = 0; i < 4000; ++i) m += s.data[i * 2 + d];
+    m /= 4000;
+    for (int i = 0; i < 4000; ++i) v += (s.data[i * 2 + d] - m) * (s.data[i * 2 + d] - m);
+    v /= 3999;
+    EXPECT_NEAR(m, 0.0, 0.05);
+    EXPECT_NEAR(v, 0.5, 0.05) << "dimension " << d;
+  }
+  // The same seed gives the same samples; an initial state sets the number of chains.
+  ASSERT_EQ(cuebm("sample --energy harmonic --param k=2 --chains 4000 --steps 300 --step-size "
+                  "0.05 --seed 9 -o " +
+                  path("s2.npy"))
+                .code,
+            0);
+  EXPECT_EQ(slurp(path("s2.npy")), slurp(path("s.npy")));
+  const std::string x0 = write_points("x0.npy", 7, 2);
+  ASSERT_EQ(cuebm("sample --energy harmonic --steps 0 --init " + x0 + " -o " + path("s3.npy")).code,
+            0);
+  EXPECT_EQ(read_npy(path("s3.npy")).data, read_npy(x0).data);
+  const CliRun bad =
+      cuebm("sample --energy harmonic --chains 5 --init " + x0 + " -o " + path("s4.npy"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "--chains")) << bad.err;
+  EXPECT_FALSE(fs::exists(path("s4.npy")));
+}
+
+TEST_F(CliTest, SampleFromAModelFile) {
+  const std::string model = save_model("m.safetensors");
+  const CliRun r = cuebm("sample --model " + model +
+                         " --chains 50 --steps 20 --step-size 0.01 -o " + path("s.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(path("s.npy")).shape, (std::vector<int64_t>{50, 2}));
+}
+
+TEST_F(CliTest, UnknownNamesExitTwoWithoutOutput) {
+  CliRun r = cuebm("sample --energy nope -o " + path("s.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "unknown energy 'nope'")) << r.err;
+  r = cuebm("sample --energy harmonic --param q=1 -o " + path("s.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "q")) << r.err;
+  r = cuebm("sample --energy harmonic --step-size -1 -o " + path("s.npy"));
+  EXPECT_EQ(r.code, 2);
+  r = cuebm("sample --model " + path("absent.safetensors") + " -o " + path("s.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "absent.safetensors")) << r.err;
+  r = cuebm("metrics --samples " + write_points("x.npy", 20, 2) + " --dataset nope");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "nope")) << r.err;
+  if (!built_with_cuda()) {
+    r = cuebm("sample --energy harmonic --device cuda -o " + path("s.npy"));
+    EXPECT_EQ(r.code, 2);
+    EXPECT_FALSE(r.err.empty());
+  }
+  r = cuebm("sample --energy harmonic --device quantum -o " + path("s.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "quantum")) << r.err;
+  EXPECT_FALSE(fs::exists(path("s.npy")));
+}
+
+TEST_F(CliTest, MetricsPrintNumbers) {
+  // The dataset's own points cover every mode.
+  const Dataset data = make_dataset(
+      "gaussian_mixture", {{"n", 400}, {"components", 4}, {"std", 0.1}, {"radius", 1.5}}, 5);
+  write_npy(path("data.npy"), data.points.data(), {data.n, 2});
+  CliRun r = cuebm("metrics --samples " + path("data.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "mmd2 ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "modes_covered 4\n")) << r.out;
+  EXPECT_FALSE(contains(r.out, "log_z")) << r.out;
+  const std::string model = save_model("m.safetensors");
+  r = cuebm("metrics --model " + model + " --draw 100 --steps 10 --seed 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* key : {"temperature ", "log_z ", "test_nll ", "kl ", "mmd2 ", "modes_total 4"})
+    EXPECT_TRUE(contains(r.out, key)) << key << "\n" << r.out;
+  const auto value = [&](const std::string& key) {
+    const auto at = r.out.find(key + " ");
+    return at == std::string::npos ? NAN
+                                   : std::strtod(r.out.c_str() + at + key.size() + 1, nullptr);
+  };
+  EXPECT_TRUE(std::isfinite(value("log_z")));
+  EXPECT_TRUE(std::isfinite(value("test_nll")));
+  EXPECT_NEAR(value("temperature"), static_cast<double>(0.1f) * 0.1f, 1e-9);
+  r = cuebm("metrics");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--model")) << r.err;
+}
+
+TEST_F(CliTest, TrainFromConfigWithFlagsOverriding) {
+  std::ofstream(path("cfg.json")) << kSmallTrain;
+  const std::string out = path("run");
+  const CliRun r =
+      cuebm("train --config " + path("cfg.json") + " --epochs 3 --hidden 6 6 -o " + out);
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  // The flag overrides the file (epochs, hidden); the file sets the rest (batches of 64 of 128).
+  EXPECT_TRUE(contains(r.out, "Epoch [3/3]")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Training: 6 iterations")) << r.out;
+  const Mlp model = load_mlp(out + "/model.safetensors");
+  EXPECT_EQ(model.layer_widths(), (std::vector<int>{2, 6, 6, 1}));
+  for (const char* f : {"final.png", "samples.npy", "checkpoint.safetensors", "epoch_001.png"})
+    EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  EXPECT_EQ(read_npy(out + "/samples.npy").shape, (std::vector<int64_t>{64, 2}));
+  // Not a terminal: plain progress lines, no carriage returns or escape codes.
+  EXPECT_TRUE(contains(r.out, "progress: epoch 3/3, iteration 6/6")) << r.out;
+  EXPECT_TRUE(contains(r.out, "it/s, ETA")) << r.out;
+  EXPECT_FALSE(contains(r.out + r.err, "\r"));
+  EXPECT_FALSE(contains(r.out + r.err, "\033"));
+  // The trained model's metrics through `cuebm metrics` equal the trainer's.
+  const CliRun m = cuebm("metrics --model " + out +
+                         "/model.safetensors --seed 3 --draw 64 "
+                         "--steps 20 --data-param n=128 --data-param components=4 --data-param "
+                         "std=0.1 --data-param radius=1.5");
+  ASSERT_EQ(m.code, 0) << m.err;
+  const auto at = m.out.find("mmd2 ");
+  ASSERT_NE(at, std::string::npos);
+  char expect[64];
+  std::snprintf(expect, sizeof expect, "MMD^2 = %.5f",
+                std::strtod(m.out.c_str() + at + 5, nullptr));
+  EXPECT_TRUE(contains(r.out, expect)) << expect << "\n" << r.out;
+}
+
+TEST_F(CliTest, TrainResumeEqualsUninterrupted) {
+  std::ofstream(path("cfg.json")) << kSmallTrain;
+  const std::string cfg = " --config " + path("cfg.json") + " --progress none --no-output";
+  ASSERT_EQ(cuebm("train" + cfg + " --epochs 4 --model " + path("full.safetensors")).code, 0);
+  ASSERT_EQ(cuebm("train" + cfg + " --epochs 2 --checkpoint " + path("ck.safetensors")).code, 0);
+  const CliRun r = cuebm("train" + cfg + " --epochs 4 --resume " + path("ck.safetensors") +
+                         " --model " + path("resumed.safetensors"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Resuming")) << r.out;
+  EXPECT_FALSE(contains(r.out, "Epoch [1/4]")) << r.out;
+  EXPECT_EQ(slurp(path("resumed.safetensors")), slurp(path("full.safetensors")));
+  // Other settings: refused, naming the difference.
+  const CliRun bad = cuebm("train" + cfg + " --epochs 4 --lr 0.01 --resume " +
+                           path("ck.safetensors") + " --model " + path("bad.safetensors"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "lr")) << bad.err;
+  EXPECT_FALSE(fs::exists(path("bad.safetensors")));
+}
+
+TEST_F(CliTest, TrainBadConfigExitsTwoWithoutOutput) {
+  const std::string out = path("run");
+  std::ofstream(path("typo.json")) << R"({"epochs": 2, "batch_sise": 64})";
+  CliRun r = cuebm("train --config " + path("typo.json") + " -o " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "typo.json") && contains(r.err, "unknown key 'batch_sise'")) << r.err;
+  std::ofstream(path("broken.json")) << R"({"epochs": 2,)";
+  r = cuebm("train --config " + path("broken.json") + " -o " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "broken.json") && contains(r.err, "not valid JSON")) << r.err;
+  std::ofstream(path("type.json")) << R"({"epochs": "many"})";
+  r = cuebm("train --config " + path("type.json") + " -o " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "epochs")) << r.err;
+  r = cuebm("train --config " + path("absent.json") + " -o " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "absent.json")) << r.err;
+  r = cuebm("train --dataset nope -o " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "nope")) << r.err;
+  r = cuebm("train --epochs 0 -o " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_FALSE(fs::exists(out));
+}
+
+}  // namespace
+}  // namespace cuebm
