@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "../kernels/langevin.cuh"
+#include "noise_block.hpp"
 #include "parallel.hpp"
 
 namespace cuebm::detail {
@@ -41,10 +42,11 @@ int64_t run_chains_cpu(const Energy& energy, float* x, int64_t n, const ChainPla
 
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
-    float* scratch = thread_workspace(ws + (2 * dim + 1) * kRowBlock);
+    float* scratch = thread_workspace(ws + (3 * dim + 1) * kRowBlock);
     float* x_t = scratch + ws;
     float* g_t = x_t + dim * kRowBlock;
     float* e_t = g_t + dim * kRowBlock;
+    float* eps_t = e_t + kRowBlock;  // this step's Philox noise, feature-major
     const int64_t row0 = b * kRowBlock, rows = std::min<int64_t>(kRowBlock, n - row0);
     double* diag = plan.diagnostics ? plan.diagnostics + b * plan.n_steps * stride : nullptr;
     load_block(x, row0, rows, dim, x_t);
@@ -54,17 +56,30 @@ int64_t run_chains_cpu(const Energy& energy, float* x, int64_t n, const ChainPla
       if (diag && t > 0) diag[(t - 1) * stride + 2 * dim] = sum_rows(e_t, rows);
       const float eta = plan.eta[t], coef = plan.noise_coef[t];
       const uint64_t step = plan.step_offset + t;
-      for (int64_t r = 0; r < rows; ++r) {
-        const uint64_t chain = plan.first_chain + row0 + r;
-        for (int q = 0; q < q_blocks; ++q) {
-          const U32x4 bits = philox_block(plan.seed, chain, step * q_blocks + q);
-          float eps[4];
-          box_muller(bits.x, bits.y, eps[0], eps[1]);
-          if (4 * q + 2 < dim) box_muller(bits.z, bits.w, eps[2], eps[3]);  // else unused
-          for (int k = 0; k < 4 && 4 * q + k < dim; ++k) {
-            float& xi = x_t[(4 * q + k) * kRowBlock + r];
-            xi = langevin_update(xi, g_t[(4 * q + k) * kRowBlock + r], eta, coef, eps[k]);
+      if (plan.noise) {  // noise from the caller's buffer (LangevinOptions::noise)
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int q = 0; q < q_blocks; ++q) {
+            float eps[4] = {0, 0, 0, 0};
+            const float* nrow = plan.noise + (static_cast<int64_t>(t) * n + row0 + r) * dim;
+            for (int k = 0; k < 4 && 4 * q + k < dim; ++k) eps[k] = nrow[4 * q + k];
+            for (int k = 0; k < 4 && 4 * q + k < dim; ++k) {
+              float& xi = x_t[(4 * q + k) * kRowBlock + r];
+              xi = langevin_update(xi, g_t[(4 * q + k) * kRowBlock + r], eta, coef, eps[k]);
+              if (plan.clamp) xi = clampf(xi, plan.clamp_min, plan.clamp_max);
+            }
+          }
+        }
+      } else {  // Philox noise of (seed, chain, step), all rows of the block at once
+        langevin_noise_block(plan.seed, plan.first_chain + row0, step, dim, static_cast<int>(rows),
+                             eps_t);
+        for (int d = 0; d < dim; ++d) {
+          float* xd = x_t + d * kRowBlock;
+          const float* gd = g_t + d * kRowBlock;
+          const float* ed = eps_t + d * kRowBlock;
+          for (int64_t r = 0; r < rows; ++r) {
+            float xi = langevin_update(xd[r], gd[r], eta, coef, ed[r]);
             if (plan.clamp) xi = clampf(xi, plan.clamp_min, plan.clamp_max);
+            xd[r] = xi;
           }
         }
       }

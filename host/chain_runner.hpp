@@ -19,6 +19,8 @@ struct ChainPlan {
   float* trajectory = nullptr;  // (n_steps / thin) x n x dim, or null
   // Per block b: n_steps x (2 dim + 1) doubles {sum x, sum x^2, sum E(x_{t+1})}, or null.
   double* diagnostics = nullptr;
+  // When set, eps of (step t, row, coordinate d) is noise[(t * n + row) * dim + d] (not Philox).
+  const float* noise = nullptr;
 };
 
 inline int diagnostics_stride(int dim) { return 2 * dim + 1; }

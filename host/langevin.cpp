@@ -6,7 +6,11 @@
 #include "chain_runner.hpp"
 #include "cuebm/error.hpp"
 #include "langevin_options.hpp"
+#include "noise_block.hpp"
 #include "random.hpp"
+#if CUEBM_HAVE_CUDA
+#include "cuda_backend.hpp"
+#endif
 
 namespace cuebm {
 namespace detail {
@@ -47,7 +51,13 @@ void require_finite_rows(const float* x, int64_t n, int dim, const char* what) {
 }  // namespace detail
 
 float langevin_noise(uint64_t seed, uint64_t chain, uint64_t step, int dim, int coordinate) {
-  return detail::langevin_noise4(seed, chain, step, dim, coordinate / 4).v[coordinate % 4];
+  if (dim < 1 || coordinate < 0 || coordinate >= dim)
+    throw InvalidArgument("langevin_noise: coordinate " + std::to_string(coordinate) +
+                          " is outside dimension " + std::to_string(dim));
+  // The sampler's own (vectorised) generator, one lane: the same bits, not just the same law.
+  std::vector<float> eps(static_cast<std::size_t>(dim) * kRowBlock);
+  detail::langevin_noise_block(seed, chain, step, dim, 1, eps.data());
+  return eps[static_cast<std::size_t>(coordinate) * kRowBlock];
 }
 
 void gaussian_initial_state(float* x, int64_t n, int dim, uint64_t seed, uint64_t first_chain) {
@@ -60,8 +70,10 @@ void gaussian_initial_state(float* x, int64_t n, int dim, uint64_t seed, uint64_
 LangevinResult langevin_sample(const Energy& energy, const float* x0, int64_t n_chains,
                                const LangevinOptions& options, Device device) {
   check_device(device);
+#if !CUEBM_HAVE_CUDA
   if (device.is_cuda())
     throw InvalidArgument("langevin_sample: the CUDA backend is not available in this build");
+#endif
   detail::validate_langevin_options(options, "langevin_sample");
   if (n_chains < 1)
     throw InvalidArgument("langevin_sample: n_chains must be >= 1, got " +
@@ -79,6 +91,11 @@ LangevinResult langevin_sample(const Energy& energy, const float* x0, int64_t n_
   }
   const detail::StepArrays steps = detail::make_step_arrays(options, options.n_steps);
   res.temperature = steps.last_sigma * steps.last_sigma;
+#if CUEBM_HAVE_CUDA
+  if (device.is_cuda())  // res.samples holds the initial state
+    return detail::langevin_sample_cuda(energy, res.samples.data(), n_chains, options,
+                                        device.index, options.noise);
+#endif
 
   detail::ChainPlan plan;
   plan.n_steps = options.n_steps;
@@ -87,6 +104,7 @@ LangevinResult langevin_sample(const Energy& energy, const float* x0, int64_t n_
   plan.seed = options.seed;
   plan.step_offset = options.step_offset;
   plan.first_chain = options.first_chain;
+  plan.noise = options.noise;
   plan.clamp = options.clamp_min || options.clamp_max;
   plan.clamp_min = options.clamp_min.value_or(-INFINITY);
   plan.clamp_max = options.clamp_max.value_or(INFINITY);

@@ -397,9 +397,15 @@ TEST_F(NpyTest, ReaderReportsMissingFileAndDirectory) {
 // python3 (or $CUEBM_PYTHON) with numpy, or an empty string.
 std::string python_with_numpy() {
   const char* env = std::getenv("CUEBM_PYTHON");
-  const std::string python = env != nullptr && *env != '\0' ? env : "python3";
-  const std::string cmd = python + " -c 'import numpy' >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0 ? python : "";
+  // Debian's python3-numpy lives under /usr/bin/python3, which a python3 earlier on PATH
+  // (pyenv, a venv) may hide.
+  for (const std::string& python :
+       {env != nullptr && *env != '\0' ? std::string(env) : std::string("python3"),
+        std::string("/usr/bin/python3")}) {
+    const std::string cmd = python + " -c 'import numpy' >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) == 0) return python;
+  }
+  return "";
 }
 
 TEST_F(NpyTest, InteroperatesWithNumpy) {

@@ -24,6 +24,10 @@ struct LangevinOptions {
   std::optional<float> clamp_min, clamp_max;
   int thin = 0;              // > 0: keep x after steps thin, 2 thin, ... (n_steps / thin states)
   bool diagnostics = false;  // per-step mean, variance and mean energy across chains
+  // Noise from a caller's buffer instead of Philox (both backends; for exact comparisons):
+  // when set, eps for (step t of this call, chain row, coordinate d) is
+  // noise[(t * n_chains + row) * dim + d]; it must hold n_steps * n_chains * dim floats.
+  const float* noise = nullptr;
 };
 
 struct LangevinResult {
@@ -48,8 +52,10 @@ void gaussian_initial_state(float* x, int64_t n, int dim, uint64_t seed, uint64_
 LangevinResult langevin_sample(const Energy& energy, const float* x0, int64_t n_chains,
                                const LangevinOptions& options, Device device = Device::cpu());
 
-// The noise the sampler adds: eps for (chain, step, coordinate), exactly as the sampler
-// draws it (for tests and for replaying chains elsewhere).
+// The noise the CPU sampler adds: eps for (chain, step, coordinate), bit for bit as it draws
+// it (for tests and for replaying chains elsewhere). It is cuRAND's curand_normal4 on the
+// Philox block keyed by (seed, chain, step), computed with vectorisable log/sincos: within
+// 2e-6 * max(1, |eps|) of the same formula evaluated with libm (measured 4.8e-7).
 float langevin_noise(uint64_t seed, uint64_t chain, uint64_t step, int dim, int coordinate);
 
 }  // namespace cuebm
