@@ -3,6 +3,7 @@
 
 #include "../kernels/optim.cuh"
 #include "chain_runner.hpp"
+#include "cuda_backend.hpp"  // plain C++; its functions exist only when CUEBM_HAVE_CUDA
 #include "cuebm/cd.hpp"
 #include "cuebm/error.hpp"
 #include "langevin_options.hpp"
@@ -78,8 +79,10 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
       max_batch_(max_batch),
       adam_(model.num_parameters(), options.adam) {
   check_device(device);
+#if !CUEBM_HAVE_CUDA
   if (device.is_cuda())
     throw InvalidArgument("CDTrainer: the CUDA backend is not available in this build");
+#endif
   validate(model, options, max_batch);
   const int d = model.dim();
   neg_.resize(max_batch * d);
@@ -94,7 +97,13 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
       detail::make_step_arrays(options_.sampler, options.cd.k_steps));
   if (options.cd.persistent && options.cd.per_chain) options_.cd.buffer_size = max_batch;
   on_warning = [](const std::string& line) { std::cerr << "cuebm: " << line << "\n"; };
+#if CUEBM_HAVE_CUDA
+  if (device.is_cuda())
+    cuda_ = detail::make_cuda_trainer(model_, adam_, options_, max_batch_, device.index);
+#endif
 }
+
+CDTrainer::~CDTrainer() = default;
 
 void CDTrainer::init_buffer() {
   const int d = model_.dim();
@@ -183,6 +192,9 @@ void CDTrainer::load_state(const TrainerState& s) {
   buffer_ = s.buffer;
   buffer_ptr_ = s.buffer_ptr;
   buffer_ready_ = s.buffer_ready;
+#if CUEBM_HAVE_CUDA
+  if (cuda_ && buffer_ready_) cuda_->upload_buffer(buffer_);
+#endif
 }
 
 StepStats CDTrainer::step(const float* batch, int64_t rows) {
@@ -192,6 +204,14 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
   if (!batch) throw InvalidArgument("CDTrainer::step: null batch");
   const int d = model_.dim();
   detail::require_finite_rows(batch, rows, d, "CDTrainer::step: data batch");
+#if CUEBM_HAVE_CUDA
+  if (cuda_) {
+    detail::CudaTrainerState st{iteration_,  consecutive_nonfinite_, buffer_ptr_, buffer_ready_,
+                                warned_small_buffer_, neg_, buffer_, start_rows_,
+                                refresh_rows_, on_warning};
+    return cuda_->step(batch, rows, st);
+  }
+#endif
 
   if (options_.cd.persistent) {
     if (!buffer_ready_) init_buffer();

@@ -17,6 +17,7 @@ namespace cuebm {
 
 namespace detail {
 struct StepArrays;
+class CudaCDTrainerImpl;  // host/cuda_backend.hpp
 }
 
 struct CDOptions {
@@ -70,6 +71,7 @@ class CDTrainer {
  public:
   CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batch,
             Device device = Device::cpu());
+  ~CDTrainer();
 
   // One CD iteration on a batch (batch x dim, row-major).
   StepStats step(const float* batch, int64_t rows);
@@ -108,6 +110,7 @@ class CDTrainer {
   bool buffer_ready_ = false;
   bool warned_small_buffer_ = false;
   std::shared_ptr<const detail::StepArrays> steps_;  // per-step eta and noise coefficient
+  std::unique_ptr<detail::CudaCDTrainerImpl> cuda_;   // set when running on a CUDA device
 };
 
 // CD loss from the energies: mean(E+) - mean(E-) + w (mean(E+^2) + mean(E-^2)), in double.

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Compiles the hot CUDA kernels with `ptxas -v` for sm_80 and sm_90 and prints, per kernel, the
+# registers, stack frame and spills. Exits non-zero when a fused (supported-width) MLP kernel
+# spills, or when compilation fails. Usage: tools/ptxas-report.sh [nvcc]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NVCC=${1:-${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}}
+[[ -x "$NVCC" ]] || { echo "ptxas-report: nvcc not found (pass its path)" >&2; exit 2; }
+FILT=$(dirname "$NVCC")/cu++filt
+[[ -x "$FILT" ]] || FILT=c++filt
+command -v "$FILT" >/dev/null 2>&1 || FILT=cat
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+FILES=(kernels/mlp_fused_w*.cu kernels/mlp_kernels.cu kernels/langevin_kernels.cu kernels/cd_kernels.cu)
+status=0
+for arch in 80 90; do
+  for f in "${FILES[@]}"; do
+    log="$OUT/$(basename "$f" .cu)_sm$arch.log"
+    if ! "$NVCC" -std=c++20 --expt-relaxed-constexpr -O3 -I include -I kernels -lineinfo \
+        -gencode "arch=compute_$arch,code=sm_$arch" -Xptxas -v -c "$f" -o "$OUT/o.o" \
+        >"$log" 2>&1; then
+      echo "ptxas-report: compiling $f for sm_$arch failed:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    # ptxas prints: "Compiling entry function 'X' for 'sm_NN'", then "N bytes stack frame, N
+    # bytes spill stores, N bytes spill loads", then "Used N registers, ...".
+    python3 - "$arch" "$log" >>"$OUT/table.tsv" <<'PY'
+import re, sys
+arch, name, stack, spill = sys.argv[1], None, 0, 0
+for line in open(sys.argv[2]):
+    m = re.search(r"Compiling entry function '([^']+)'", line)
+    if m:
+        name, stack, spill = m.group(1), 0, 0
+        continue
+    m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores", line)
+    if m:
+        stack, spill = int(m.group(1)), int(m.group(2))
+        continue
+    m = re.search(r"Used (\d+) registers", line)
+    if m and name:
+        print(f"sm_{arch}\t{m.group(1)}\t{stack}\t{spill}\t{name}")
+        name = None
+PY
+  done
+done
+printf "%-6s %5s %6s %6s  %s\n" arch regs stack spill kernel
+sort -u "$OUT/table.tsv" | while IFS=$'\t' read -r arch regs stack spill name; do
+  pretty=$(echo "$name" | "$FILT" | sed -e 's/cuebm::detail:://g' -e 's/(anonymous namespace):://g' \
+    -e 's/cuebm::Activation:://g' | cut -c1-110)
+  printf "%-6s %5s %6s %6s  %s\n" "$arch" "$regs" "$stack" "$spill" "$pretty"
+done
+while IFS=$'\t' read -r arch regs stack spill name; do
+  pretty=$(echo "$name" | "$FILT")
+  if [[ "$pretty" == *fused_* && "$spill" != "0" ]]; then
+    echo "ptxas-report: SPILL in $arch $pretty ($spill bytes)" >&2
+    status=1
+  fi
+done <"$OUT/table.tsv"
+n=$(wc -l <"$OUT/table.tsv")
+if [[ "$n" -eq 0 ]]; then
+  echo "ptxas-report: no kernel statistics parsed (ptxas output format changed?)" >&2
+  exit 1
+fi
+[[ $status -eq 0 ]] && echo "ptxas-report: $n kernel builds, no spills in the fused kernels"
+exit $status
