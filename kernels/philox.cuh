@@ -7,44 +7,17 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cuebm/device_random.hpp"
 #include "hd.cuh"
 
 namespace cuebm::detail {
 
-struct U32x4 {
-  uint32_t x, y, z, w;
-};
-
-CUEBM_HD void mul_hi_lo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
-  const uint64_t p = static_cast<uint64_t>(a) * b;
-  hi = static_cast<uint32_t>(p >> 32);
-  lo = static_cast<uint32_t>(p);
-}
-
-CUEBM_HD U32x4 philox4x32_10(U32x4 c, uint32_t k0, uint32_t k1) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-  for (int round = 0; round < 10; ++round) {
-    uint32_t hi0, lo0, hi1, lo1;
-    mul_hi_lo(kM0, c.x, hi0, lo0);
-    mul_hi_lo(kM1, c.z, hi1, lo1);
-    c = U32x4{hi1 ^ c.y ^ k0, lo1, hi0 ^ c.w ^ k1, lo0};
-    k0 += kW0;
-    k1 += kW1;
-  }
-  return c;
-}
-
-// Block `block` of subsequence `subsequence` for `seed`: what curand4 returns after
-// curand_init(seed, subsequence, 4 * block).
-CUEBM_HD U32x4 philox_block(uint64_t seed, uint64_t subsequence, uint64_t block) {
-  const U32x4 ctr{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
-                  static_cast<uint32_t>(subsequence), static_cast<uint32_t>(subsequence >> 32)};
-  return philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-}
+// Philox itself and cuRAND's Box-Muller live in the public header, so a user's device code
+// draws the same noise (include/cuebm/device_random.hpp).
+using U32x4 = rng::Philox4;
+using rng::box_muller;
+using rng::philox4x32_10;
+using rng::philox_block;
 
 constexpr float kTwoPow32Inv = 2.3283064e-10f;  // 2^-32, as cuRAND writes it
 constexpr float kTwoPow32Inv2Pi = 2.3283064e-10f * 6.2831855f;
@@ -52,21 +25,6 @@ constexpr float kTwoPow32Inv2Pi = 2.3283064e-10f * 6.2831855f;
 // curand_uniform's map: (0, 1].
 CUEBM_HD float uniform_from_bits(uint32_t w) {
   return static_cast<float>(w) * kTwoPow32Inv + kTwoPow32Inv / 2.0f;
-}
-
-CUEBM_HD void box_muller(uint32_t a, uint32_t b, float& n0, float& n1) {
-  const float u = static_cast<float>(a) * kTwoPow32Inv + kTwoPow32Inv / 2.0f;
-  const float v = static_cast<float>(b) * kTwoPow32Inv2Pi + kTwoPow32Inv2Pi / 2.0f;
-#if defined(__CUDA_ARCH__)
-  const float r = sqrtf(-2.0f * logf(u));
-  float s, c;
-  __sincosf(v, &s, &c);
-#else
-  const float r = std::sqrt(-2.0f * std::log(u));
-  const float s = std::sin(v), c = std::cos(v);
-#endif
-  n0 = r * s;
-  n1 = r * c;
 }
 
 struct Normal4 {

@@ -1,0 +1,33 @@
+// langevin_chain_cuda instantiated for the test energies of host/custom_energy_testing.hpp.
+#include <cuda_runtime.h>
+
+#include "../host/custom_energy_testing.hpp"
+#include "cuda_check.cuh"
+#include "cuebm/custom_energy_cuda.hpp"
+
+namespace cuebm::detail {
+namespace {
+
+template <class E>
+void run_on_device(const E& e, int dim, float* x, int64_t n, const LangevinOptions& options) {
+  DeviceBuffer<float> dx(static_cast<std::size_t>(n) * dim);
+  Stream stream;
+  CUEBM_CUDA_CHECK(cudaMemcpyAsync(dx.data(), x, dx.bytes(), cudaMemcpyHostToDevice, stream.get()));
+  langevin_chain_cuda<16>(e, dim, dx.data(), dim, n, options, stream.get());
+  CUEBM_CUDA_CHECK(cudaMemcpyAsync(x, dx.data(), dx.bytes(), cudaMemcpyDeviceToHost, stream.get()));
+  CUEBM_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+}
+
+}  // namespace
+
+void harmonic_chain_cuda_for_testing(const HarmonicTestEnergy& e, float* x, int64_t n,
+                                     const LangevinOptions& options) {
+  run_on_device(e, e.dim, x, n, options);
+}
+
+void ring_chain_cuda_for_testing(const RingTestEnergy& e, float* x, int64_t n,
+                                 const LangevinOptions& options) {
+  run_on_device(e, 2, x, n, options);
+}
+
+}  // namespace cuebm::detail

@@ -1,0 +1,400 @@
+// The stream-ordered API (cuebm/stream_api.hpp): argument validation (before any CUDA call, so
+// it runs in every build), the CPU-only build's error, and on a GPU: the raw calls against the
+// high-level API bit for bit, two streams against the serial run, CUDA graph capture and replay.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuebm/device.hpp"
+#include "cuebm/error.hpp"
+#include "cuebm/langevin.hpp"
+#include "cuebm/mlp.hpp"
+#include "cuebm/stream_api.hpp"
+#if CUEBM_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "host/cuda_backend.hpp"
+#endif
+
+namespace cuebm {
+namespace {
+
+// Expects `call` to throw InvalidArgument whose message contains `needle`.
+template <class F>
+void expect_invalid(F&& call, const std::string& needle) {
+  try {
+    call();
+    ADD_FAILURE() << "expected InvalidArgument mentioning \"" << needle << "\"";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+
+// Host stand-ins for device buffers: validation never dereferences them.
+struct FakeBuffers {
+  std::vector<float> x = std::vector<float>(4096), e = std::vector<float>(4096);
+  std::unique_ptr<char, AlignedFree> ws{static_cast<char*>(std::aligned_alloc(256, 1 << 20))};
+  std::size_t ws_bytes = 1 << 20;
+};
+
+MlpView small_view(const float* params) { return {{2, 16, 16, 1}, Activation::kSiLU, params}; }
+
+TEST(StreamApi, WorkspaceSizesAreAlignedAndGrowWithRows) {
+  const MlpView m = small_view(nullptr);
+  EXPECT_EQ(m.num_parameters(), 2u * 16 + 16 + 16 * 16 + 16 + 16 + 1);
+  const std::size_t a = mlp_energy_workspace_size(m, 10), b = mlp_energy_workspace_size(m, 1000);
+  EXPECT_GT(b, a);
+  EXPECT_EQ(a % kWorkspaceAlignment, 0u);
+  EXPECT_GT(langevin_chain_workspace_size(m, 100, 50, 4),
+            langevin_chain_workspace_size(m, 100, 50, 2));
+  EXPECT_GT(cd_iteration_workspace_size(m, 64, 10), 0u);
+  EXPECT_THROW(mlp_energy_workspace_size(m, 0), InvalidArgument);
+  EXPECT_THROW(mlp_energy_workspace_size({{2, 1}, Activation::kReLU, nullptr}, 4), InvalidArgument);
+  EXPECT_THROW(mlp_energy_workspace_size({{2, 8, 2}, Activation::kReLU, nullptr}, 4),
+               InvalidArgument);
+}
+
+TEST(StreamApi, ValidationNamesTheArgument) {
+  FakeBuffers f;
+  const MlpView m = small_view(f.x.data());
+  void* ws = f.ws.get();
+  const std::size_t need = mlp_energy_workspace_size(m, 8);
+  ASSERT_LE(need, f.ws_bytes);
+  cudaStream_t s = nullptr;
+  expect_invalid([&] { mlp_energy(m, nullptr, 2, 8, f.e.data(), nullptr, 0, ws, need, s); },
+                 "x is null");
+  expect_invalid(
+      [&] {
+        mlp_energy(small_view(nullptr), f.x.data(), 2, 8, f.e.data(), nullptr, 0, ws, need, s);
+      },
+      "model.params is null");
+  expect_invalid([&] { mlp_energy(m, f.x.data(), 2, 8, nullptr, nullptr, 0, ws, need, s); },
+                 "both null");
+  expect_invalid([&] { mlp_energy(m, f.x.data(), 1, 8, f.e.data(), nullptr, 0, ws, need, s); },
+                 "ldx");
+  expect_invalid([&] { mlp_energy(m, f.x.data(), 2, 8, f.e.data(), f.e.data(), 1, ws, need, s); },
+                 "ldg");
+  expect_invalid([&] { mlp_energy(m, f.x.data(), 2, 8, f.e.data(), nullptr, 0, nullptr, need, s); },
+                 "workspace is null");
+  expect_invalid(
+      [&] { mlp_energy(m, f.x.data(), 2, 8, f.e.data(), nullptr, 0, f.ws.get() + 4, need, s); },
+      "aligned");
+  expect_invalid([&] { mlp_energy(m, f.x.data(), 2, 8, f.e.data(), nullptr, 0, ws, need - 1, s); },
+                 "too small");
+  expect_invalid([&] { mlp_energy(m, f.x.data(), 2, 0, f.e.data(), nullptr, 0, ws, need, s); },
+                 "n must be >= 1");
+
+  LangevinOptions o;
+  o.n_steps = 5;
+  const std::size_t lneed = langevin_chain_workspace_size(m, 8, 5, 2);
+  expect_invalid([&] { langevin_chain(m, nullptr, 2, 8, o, ws, lneed, s); }, "x is null");
+  expect_invalid([&] { langevin_chain(m, f.x.data(), 1, 8, o, ws, lneed, s); }, "ldx");
+  expect_invalid([&] { langevin_chain(m, f.x.data(), 2, 8, o, ws, 16, s); }, "too small");
+  LangevinOptions thin = o;
+  thin.thin = 1;
+  expect_invalid([&] { langevin_chain(m, f.x.data(), 2, 8, thin, ws, lneed, s); }, "thin");
+  LangevinOptions bad = o;
+  bad.step_size = -1.0f;
+  expect_invalid([&] { langevin_chain(m, f.x.data(), 2, 8, bad, ws, lneed, s); }, "step_size");
+
+  CdIterationOptions cd;
+  cd.sampler.n_steps = 3;
+  std::vector<int64_t> step(1);
+  const CdDeviceState st{f.x.data(), f.x.data(), f.x.data(), step.data()};
+  const std::size_t cneed = cd_iteration_workspace_size(m, 8, 3);
+  ASSERT_LE(cneed, f.ws_bytes);
+  expect_invalid(
+      [&] { cd_iteration(m, nullptr, 2, 8, cd, st, nullptr, nullptr, nullptr, ws, cneed, s); },
+      "data is null");
+  CdDeviceState no_m = st;
+  no_m.adam_m = nullptr;
+  expect_invalid(
+      [&] { cd_iteration(m, f.x.data(), 2, 8, cd, no_m, nullptr, nullptr, nullptr, ws, cneed, s); },
+      "state.adam_m is null");
+  expect_invalid(
+      [&] { cd_iteration(m, f.x.data(), 1, 8, cd, st, nullptr, nullptr, nullptr, ws, cneed, s); },
+      "ldd");
+  expect_invalid(
+      [&] {
+        cd_iteration(m, f.x.data(), 2, 8, cd, st, nullptr, nullptr, nullptr, ws, cneed - 256, s);
+      },
+      "too small");
+}
+
+TEST(StreamApi, CpuOnlyBuildReportsMissingCuda) {
+  if (built_with_cuda()) GTEST_SKIP() << "this build has the CUDA backend";
+  FakeBuffers f;
+  const MlpView m = small_view(f.x.data());
+  const std::size_t need = mlp_energy_workspace_size(m, 8);
+  expect_invalid(
+      [&] { mlp_energy(m, f.x.data(), 2, 8, f.e.data(), nullptr, 0, f.ws.get(), need, nullptr); },
+      "built without CUDA");
+  LangevinOptions o;
+  o.n_steps = 2;
+  expect_invalid(
+      [&] {
+        langevin_chain(m, f.x.data(), 2, 8, o, f.ws.get(),
+                       langevin_chain_workspace_size(m, 8, 2, 2), nullptr);
+      },
+      "built without CUDA");
+}
+
+// ---- GPU (skipped without a device) ----
+bool cuda_available(std::string* why) {
+  if (!built_with_cuda()) {
+    *why = "this build of cuEBM has no CUDA backend (configured without nvcc)";
+    return false;
+  }
+  if (cuda_device_count() == 0) {
+    *why = "cudaGetDeviceCount reports no usable device (no GPU or no driver)";
+    return false;
+  }
+  return true;
+}
+
+#define CUEBM_REQUIRE_CUDA()                                                            \
+  do {                                                                                  \
+    std::string cuebm_why_;                                                             \
+    if (!cuda_available(&cuebm_why_)) GTEST_SKIP() << "no CUDA device: " << cuebm_why_; \
+  } while (0)
+
+#if CUEBM_HAVE_CUDA
+#define CK(call) ASSERT_EQ((call), cudaSuccess) << #call
+
+template <class T>
+struct Dev {
+  T* p = nullptr;
+  std::size_t n = 0;
+  explicit Dev(std::size_t count) : n(count) {
+    if (cudaMalloc(&p, std::max<std::size_t>(count, 1) * sizeof(T)) != cudaSuccess) p = nullptr;
+  }
+  ~Dev() { cudaFree(p); }
+  void put(const std::vector<T>& h) {
+    cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice);
+  }
+  std::vector<T> get() const {
+    std::vector<T> h(n);
+    cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
+    return h;
+  }
+};
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+struct GeneralPath {  // the stream API runs the general MLP path: compare against the same
+  GeneralPath() { detail::force_cuda_general_path_for_testing(true); }
+  ~GeneralPath() { detail::force_cuda_general_path_for_testing(false); }
+};
+#endif
+
+TEST(StreamApiCuda, EnergyAndGradientEqualHighLevelBitForBit) {
+  CUEBM_REQUIRE_CUDA();
+#if CUEBM_HAVE_CUDA
+  GeneralPath general;
+  const Mlp mlp({3, {32, 16}, Activation::kSiLU}, 5);
+  const int64_t n = 300, ld = 5;
+  std::vector<float> x(n * 3), xpad(n * ld, 7.0f);
+  gaussian_initial_state(x.data(), n, 3, 1);
+  for (int64_t r = 0; r < n; ++r)
+    for (int d = 0; d < 3; ++d) xpad[r * ld + d] = x[r * 3 + d];
+  std::vector<float> e_ref(n), g_ref(n * 3);
+  detail::gradient_cuda(mlp, x.data(), n, g_ref.data(), e_ref.data(), 0);
+
+  Dev<float> params(mlp.num_parameters()), dx(n * ld), de(n), dg(n * ld);
+  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()));
+  dx.put(xpad);
+  const MlpView view{mlp.layer_widths(), Activation::kSiLU, params.p};
+  const std::size_t need = mlp_energy_workspace_size(view, n);
+  Dev<char> ws(need);
+  cudaStream_t s;
+  CK(cudaStreamCreate(&s));
+  mlp_energy(view, dx.p, ld, n, de.p, dg.p, ld, ws.p, need, s);
+  CK(cudaStreamSynchronize(s));
+  CK(cudaStreamDestroy(s));
+  EXPECT_TRUE(same_bits(de.get(), e_ref));
+  const std::vector<float> g = dg.get();
+  std::vector<float> g_packed(n * 3);
+  for (int64_t r = 0; r < n; ++r)
+    for (int d = 0; d < 3; ++d) g_packed[r * 3 + d] = g[r * ld + d];
+  EXPECT_TRUE(same_bits(g_packed, g_ref));
+#endif
+}
+
+#if CUEBM_HAVE_CUDA
+LangevinOptions chain_options() {
+  LangevinOptions o;
+  o.step_size = Schedule::exponential(0.05f, 0.99f, 0.001f);
+  o.noise_scale = 0.3f;
+  o.n_steps = 30;
+  o.seed = 42;
+  o.step_offset = 5;
+  o.first_chain = 3;
+  return o;
+}
+#endif
+
+TEST(StreamApiCuda, LangevinEqualsLangevinSampleBitForBit) {
+  CUEBM_REQUIRE_CUDA();
+#if CUEBM_HAVE_CUDA
+  GeneralPath general;
+  const Mlp mlp({2, {64, 64}, Activation::kTanh}, 9);
+  const int64_t n = 500;
+  const LangevinOptions o = chain_options();
+  std::vector<float> x0(n * 2);
+  gaussian_initial_state(x0.data(), n, 2, 2);
+  const LangevinResult ref = langevin_sample(mlp, x0.data(), n, o, Device::cuda(0));
+  Dev<float> params(mlp.num_parameters()), dx(n * 2);
+  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()));
+  dx.put(x0);
+  const MlpView view{mlp.layer_widths(), Activation::kTanh, params.p};
+  const std::size_t need = langevin_chain_workspace_size(view, n, o.n_steps, 2);
+  Dev<char> ws(need);
+  cudaStream_t s;
+  CK(cudaStreamCreate(&s));
+  langevin_chain(view, dx.p, 2, n, o, ws.p, need, s);
+  CK(cudaStreamSynchronize(s));
+  CK(cudaStreamDestroy(s));
+  EXPECT_TRUE(same_bits(dx.get(), ref.samples));
+#endif
+}
+
+TEST(StreamApiCuda, TwoStreamsEqualTheSerialRun) {
+  CUEBM_REQUIRE_CUDA();
+#if CUEBM_HAVE_CUDA
+  const Mlp mlp({2, {64, 64}, Activation::kReLU}, 3);
+  const int64_t n = 4096;
+  const LangevinOptions o = chain_options();
+  LangevinOptions o2 = o;
+  o2.seed = 43;
+  std::vector<float> x0(n * 2);
+  gaussian_initial_state(x0.data(), n, 2, 4);
+  Dev<float> params(mlp.num_parameters()), a(n * 2), b(n * 2);
+  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()));
+  const MlpView view{mlp.layer_widths(), Activation::kReLU, params.p};
+  const std::size_t need = langevin_chain_workspace_size(view, n, o.n_steps, 2);
+  Dev<char> wa(need), wb(need);
+  cudaStream_t s1, s2;
+  CK(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking));
+  CK(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking));
+  // Serial, one stream.
+  a.put(x0);
+  b.put(x0);
+  langevin_chain(view, a.p, 2, n, o, wa.p, need, s1);
+  langevin_chain(view, b.p, 2, n, o2, wa.p, need, s1);
+  CK(cudaStreamSynchronize(s1));
+  const std::vector<float> ra = a.get(), rb = b.get();
+  // Concurrent, two streams with their own workspaces.
+  a.put(x0);
+  b.put(x0);
+  langevin_chain(view, a.p, 2, n, o, wa.p, need, s1);
+  langevin_chain(view, b.p, 2, n, o2, wb.p, need, s2);
+  CK(cudaStreamSynchronize(s1));
+  CK(cudaStreamSynchronize(s2));
+  EXPECT_TRUE(same_bits(a.get(), ra));
+  EXPECT_TRUE(same_bits(b.get(), rb));
+  EXPECT_FALSE(same_bits(ra, rb));
+  CK(cudaStreamDestroy(s1));
+  CK(cudaStreamDestroy(s2));
+#endif
+}
+
+TEST(StreamApiCuda, CdIterationGraphReplayEqualsDirectCalls) {
+  CUEBM_REQUIRE_CUDA();
+#if CUEBM_HAVE_CUDA
+  const Mlp mlp({2, {32, 32}, Activation::kSiLU}, 11);
+  const int64_t batch = 256;
+  const std::size_t np = mlp.num_parameters();
+  std::vector<float> data(batch * 2);
+  gaussian_initial_state(data.data(), batch, 2, 8);
+  const std::vector<float> p0(mlp.parameters().begin(), mlp.parameters().end());
+  const MlpView view{mlp.layer_widths(), Activation::kSiLU, nullptr};
+  CdIterationOptions cd;
+  cd.sampler.step_size = 0.1f;
+  cd.sampler.noise_scale = 0.1f;
+  cd.sampler.n_steps = 10;
+  const std::size_t need = cd_iteration_workspace_size(view, batch, 10);
+  Dev<char> ws(need);
+  Dev<float> dd(batch * 2), params(np), m(np), v(np), loss(1), neg(batch * 2), gnorm(1);
+  Dev<int64_t> step(1);
+  dd.put(data);
+  const CdDeviceState st{params.p, m.p, v.p, step.p};
+  cudaStream_t s;
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  auto reset = [&] {
+    params.put(p0);
+    m.put(std::vector<float>(np, 0.0f));
+    v.put(std::vector<float>(np, 0.0f));
+    step.put({0});
+  };
+  const int iters = 3;
+  reset();
+  for (int i = 0; i < iters; ++i)
+    cd_iteration(view, dd.p, 2, batch, cd, st, loss.p, neg.p, gnorm.p, ws.p, need, s);
+  CK(cudaStreamSynchronize(s));
+  const std::vector<float> p_direct = params.get(), l_direct = loss.get(), n_direct = neg.get();
+  EXPECT_EQ(step.get()[0], iters);
+  EXPECT_FALSE(same_bits(p_direct, p0));
+
+  reset();
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  cd_iteration(view, dd.p, 2, batch, cd, st, loss.p, neg.p, gnorm.p, ws.p, need, s);
+  CK(cudaStreamEndCapture(s, &graph));
+  CK(cudaGraphInstantiate(&exec, graph, 0));
+  for (int i = 0; i < iters; ++i) CK(cudaGraphLaunch(exec, s));
+  CK(cudaStreamSynchronize(s));
+  EXPECT_TRUE(same_bits(params.get(), p_direct));
+  EXPECT_TRUE(same_bits(loss.get(), l_direct));
+  EXPECT_TRUE(same_bits(neg.get(), n_direct));
+  EXPECT_EQ(step.get()[0], iters);
+  CK(cudaGraphExecDestroy(exec));
+  CK(cudaGraphDestroy(graph));
+
+  // The loss is the CD loss of the energies at the parameters the last call started from
+  // (checked on the first iteration, against the CPU backend's energies of data and negatives).
+  reset();
+  cd_iteration(view, dd.p, 2, batch, cd, st, loss.p, neg.p, gnorm.p, ws.p, need, s);
+  CK(cudaStreamSynchronize(s));
+  const std::vector<float> negs = neg.get();
+  std::vector<float> ep(batch), en(batch);
+  mlp.energy(data.data(), batch, ep.data());
+  mlp.energy(negs.data(), batch, en.data());
+  const double ref = cd_loss(ep.data(), en.data(), batch, cd.energy_reg_weight);
+  EXPECT_NEAR(loss.get()[0], ref, 1e-4 + 1e-4 * std::abs(ref));
+  CK(cudaStreamDestroy(s));
+#endif
+}
+
+TEST(StreamApiCuda, StreamOfAnotherDeviceIsRejected) {
+  CUEBM_REQUIRE_CUDA();
+  if (cuda_device_count() < 2)
+    GTEST_SKIP() << "needs two CUDA devices, found " << cuda_device_count();
+#if CUEBM_HAVE_CUDA
+  cudaStream_t other;
+  CK(cudaSetDevice(1));
+  CK(cudaStreamCreate(&other));
+  CK(cudaSetDevice(0));
+  const Mlp mlp({2, {16}, Activation::kReLU}, 1);
+  Dev<float> params(mlp.num_parameters()), x(16), e(8);
+  const MlpView view{mlp.layer_widths(), Activation::kReLU, params.p};
+  const std::size_t need = mlp_energy_workspace_size(view, 8);
+  Dev<char> ws(need);
+  expect_invalid([&] { mlp_energy(view, x.p, 2, 8, e.p, nullptr, 0, ws.p, need, other); },
+                 "stream belongs to device 1");
+  CK(cudaStreamDestroy(other));
+#endif
+}
+
+}  // namespace
+}  // namespace cuebm
