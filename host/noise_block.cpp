@@ -66,7 +66,9 @@ CUEBM_NOISE_INLINE f32v vlog(f32v x) {
 // sqrt(x), x >= 0: two Newton steps on 1/sqrt(x) from the bit-trick estimate (relative error
 // below 5e-6), then one Newton step on sqrt(x) itself. About 1 ulp; sqrt(0) = 0.
 CUEBM_NOISE_INLINE f32v vsqrt(f32v x) {
-  f32v y = as_float(0x5f3759df - (as_int(x) >> 1));
+  // Unsigned, so a negative or NaN input (never produced here) wraps instead of overflowing.
+  const u32v bits = reinterpret_cast<u32v>(as_int(x));
+  f32v y = as_float(reinterpret_cast<i32v>(0x5f3759dfu - (bits >> 1)));
   const f32v half = 0.5f * x;
   y = y * (1.5f - half * y * y);
   y = y * (1.5f - half * y * y);
