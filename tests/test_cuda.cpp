@@ -15,6 +15,7 @@
 // fraction of rows (at most 1e-3, at least 1 row allowed) may exceed the tight bound, and must
 // still be within a loose bound (0.05); smooth activations get no exceptions.
 #include <gtest/gtest.h>
+#include "cuda_skip.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -37,24 +38,6 @@
 
 namespace cuebm {
 namespace {
-
-bool cuda_available(std::string* why) {
-  if (!built_with_cuda()) {
-    *why = "this build of cuEBM has no CUDA backend (configured without nvcc)";
-    return false;
-  }
-  if (cuda_device_count() == 0) {
-    *why = "cudaGetDeviceCount reports no usable device (no GPU or no driver)";
-    return false;
-  }
-  return true;
-}
-
-#define CUEBM_REQUIRE_CUDA()                                                            \
-  do {                                                                                  \
-    std::string cuebm_why_;                                                             \
-    if (!cuda_available(&cuebm_why_)) GTEST_SKIP() << "no CUDA device: " << cuebm_why_; \
-  } while (0)
 
 [[maybe_unused]] std::vector<float> random_normal(std::size_t n, uint32_t seed, float scale = 1) {
   std::mt19937 gen(seed);

@@ -2,6 +2,7 @@
 // langevin_sample, the ring potential against its closed form, bad input, and (on a GPU) the
 // CUDA template chain against the CPU one.
 #include <gtest/gtest.h>
+#include "cuda_skip.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -194,23 +195,6 @@ TEST(CustomEnergyCpu, NullInitialStateIsTheGaussianStart) {
 }
 
 // ---- CUDA backend (skipped without a device) ----
-bool cuda_available(std::string* why) {
-  if (!built_with_cuda()) {
-    *why = "this build of cuEBM has no CUDA backend (configured without nvcc)";
-    return false;
-  }
-  if (cuda_device_count() == 0) {
-    *why = "cudaGetDeviceCount reports no usable device (no GPU or no driver)";
-    return false;
-  }
-  return true;
-}
-
-#define CUEBM_REQUIRE_CUDA()                                                            \
-  do {                                                                                  \
-    std::string cuebm_why_;                                                             \
-    if (!cuda_available(&cuebm_why_)) GTEST_SKIP() << "no CUDA device: " << cuebm_why_; \
-  } while (0)
 
 // The device's Box-Muller uses __sincosf (rng.md: normals agree to ~1e-6) and nvcc contracts
 // the update into FMAs: 40 contracting harmonic steps keep the difference near 1e-6; 1e-4 is

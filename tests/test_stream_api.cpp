@@ -2,6 +2,7 @@
 // it runs in every build), the CPU-only build's error, and on a GPU: the raw calls against the
 // high-level API bit for bit, two streams against the serial run, CUDA graph capture and replay.
 #include <gtest/gtest.h>
+#include "cuda_skip.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -148,23 +149,6 @@ TEST(StreamApi, CpuOnlyBuildReportsMissingCuda) {
 }
 
 // ---- GPU (skipped without a device) ----
-bool cuda_available(std::string* why) {
-  if (!built_with_cuda()) {
-    *why = "this build of cuEBM has no CUDA backend (configured without nvcc)";
-    return false;
-  }
-  if (cuda_device_count() == 0) {
-    *why = "cudaGetDeviceCount reports no usable device (no GPU or no driver)";
-    return false;
-  }
-  return true;
-}
-
-#define CUEBM_REQUIRE_CUDA()                                                            \
-  do {                                                                                  \
-    std::string cuebm_why_;                                                             \
-    if (!cuda_available(&cuebm_why_)) GTEST_SKIP() << "no CUDA device: " << cuebm_why_; \
-  } while (0)
 
 #if CUEBM_HAVE_CUDA
 #define CK(call) ASSERT_EQ((call), cudaSuccess) << #call
