@@ -13,25 +13,39 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 FILES=(kernels/mlp_fused_w*.cu kernels/mlp_kernels.cu kernels/langevin_kernels.cu kernels/cd_kernels.cu)
 status=0
-for arch in 80 90; do
-  for f in "${FILES[@]}"; do
-    log="$OUT/$(basename "$f" .cu)_sm$arch.log"
-    if ! "$NVCC" -std=c++20 --expt-relaxed-constexpr -O3 -I include -I kernels -lineinfo \
-        -gencode "arch=compute_$arch,code=sm_$arch" -Xptxas -v -c "$f" -o "$OUT/o.o" \
-        >"$log" 2>&1; then
-      echo "ptxas-report: compiling $f for sm_$arch failed:" >&2
-      cat "$log" >&2
-      exit 1
-    fi
-    # ptxas prints: "Compiling entry function 'X' for 'sm_NN'", then "N bytes stack frame, N
-    # bytes spill stores, N bytes spill loads", then "Used N registers, ...".
-    python3 - "$arch" "$log" >>"$OUT/table.tsv" <<'PY'
+# One nvcc call per file builds both architectures (the front end runs once); two files compile
+# at a time.
+compile() {
+  local f=$1 log="$OUT/$(basename "$1" .cu).log"
+  if ! "$NVCC" -std=c++20 --expt-relaxed-constexpr -O3 -I include -I kernels -lineinfo \
+      -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -Xptxas -v \
+      -c "$f" -o "$OUT/$(basename "$f" .cu).o" >"$log" 2>&1; then
+    echo "ptxas-report: compiling $f failed:" >&2
+    cat "$log" >&2
+    return 1
+  fi
+}
+jobs=$(nproc)
+pids=()
+for f in "${FILES[@]}"; do
+  compile "$f" &
+  pids+=($!)
+  if ((${#pids[@]} >= jobs)); then
+    wait "${pids[0]}" || exit 1
+    pids=("${pids[@]:1}")
+  fi
+done
+for p in "${pids[@]}"; do wait "$p" || exit 1; done
+# ptxas prints: "Compiling entry function 'X' for 'sm_NN'", then "N bytes stack frame, N bytes
+# spill stores, N bytes spill loads", then "Used N registers, ...".
+for log in "$OUT"/*.log; do
+  python3 - "$log" >>"$OUT/table.tsv" <<'PY'
 import re, sys
-arch, name, stack, spill = sys.argv[1], None, 0, 0
-for line in open(sys.argv[2]):
-    m = re.search(r"Compiling entry function '([^']+)'", line)
+name, arch, stack, spill = None, None, 0, 0
+for line in open(sys.argv[1]):
+    m = re.search(r"Compiling entry function '([^']+)' for '(sm_\d+)'", line)
     if m:
-        name, stack, spill = m.group(1), 0, 0
+        name, arch, stack, spill = m.group(1), m.group(2), 0, 0
         continue
     m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores", line)
     if m:
@@ -39,10 +53,9 @@ for line in open(sys.argv[2]):
         continue
     m = re.search(r"Used (\d+) registers", line)
     if m and name:
-        print(f"sm_{arch}\t{m.group(1)}\t{stack}\t{spill}\t{name}")
+        print(f"{arch}\t{m.group(1)}\t{stack}\t{spill}\t{name}")
         name = None
 PY
-  done
 done
 printf "%-6s %5s %6s %6s  %s\n" arch regs stack spill kernel
 sort -u "$OUT/table.tsv" | while IFS=$'\t' read -r arch regs stack spill name; do
