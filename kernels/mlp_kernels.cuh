@@ -137,6 +137,21 @@ __device__ inline const float* load_weights(const float* packed, int total, bool
 }
 
 // ---------------------------------------------------------------------------------------------
+// acc[0..C) += s * row[0..C), the row read as float4 (16-byte aligned): the inner step of every
+// fused layer, forward and backward.
+template <int C>
+__device__ __forceinline__ void accumulate_row(float (&acc)[C], const float* row, float s) {
+  const float4* r4 = reinterpret_cast<const float4*>(row);
+#pragma unroll
+  for (int c = 0; c < C / 4; ++c) {
+    const float4 v = r4[c];
+    acc[4 * c] = fmaf(v.x, s, acc[4 * c]);
+    acc[4 * c + 1] = fmaf(v.y, s, acc[4 * c + 1]);
+    acc[4 * c + 2] = fmaf(v.z, s, acc[4 * c + 2]);
+    acc[4 * c + 3] = fmaf(v.w, s, acc[4 * c + 3]);
+  }
+}
+
 template <int W, Activation A>
 struct FusedModel {
   static constexpr int C = kFusedChunk<W>;
@@ -176,15 +191,7 @@ struct FusedModel {
 #pragma unroll 2
         for (int k = 0; k < n_in; ++k) {
           const float a = in[k * T];
-          const float4* wr = reinterpret_cast<const float4*>(wt + k * W + j0);
-#pragma unroll
-          for (int c = 0; c < C / 4; ++c) {
-            const float4 w = wr[c];
-            acc[4 * c] = fmaf(w.x, a, acc[4 * c]);
-            acc[4 * c + 1] = fmaf(w.y, a, acc[4 * c + 1]);
-            acc[4 * c + 2] = fmaf(w.z, a, acc[4 * c + 2]);
-            acc[4 * c + 3] = fmaf(w.w, a, acc[4 * c + 3]);
-          }
+          accumulate_row(acc, wt + k * W + j0, a);
         }
 #pragma unroll
         for (int c = 0; c < C; ++c) {
@@ -221,15 +228,7 @@ struct FusedModel {
 #pragma unroll 2
         for (int j = 0; j < W; ++j) {
           const float dj = din[j * T];
-          const float4* wr = reinterpret_cast<const float4*>(w + j * W + k0);
-#pragma unroll
-          for (int c = 0; c < C / 4; ++c) {
-            const float4 v = wr[c];
-            acc[4 * c] = fmaf(v.x, dj, acc[4 * c]);
-            acc[4 * c + 1] = fmaf(v.y, dj, acc[4 * c + 1]);
-            acc[4 * c + 2] = fmaf(v.z, dj, acc[4 * c + 2]);
-            acc[4 * c + 3] = fmaf(v.w, dj, acc[4 * c + 3]);
-          }
+          accumulate_row(acc, w + j * W + k0, dj);
         }
 #pragma unroll
         for (int c = 0; c < C; ++c) dout[(k0 + c) * T] = acc[c] * dout[(k0 + c) * T];
@@ -249,15 +248,7 @@ struct FusedModel {
 #pragma unroll 2
       for (int j = 0; j < W; ++j) {
         const float dj = ds[j * T];
-        const float4* wr = reinterpret_cast<const float4*>(w0 + j * lay.dim_pad + i0);
-#pragma unroll
-        for (int c = 0; c < C / 4; ++c) {
-          const float4 v = wr[c];
-          acc[4 * c] = fmaf(v.x, dj, acc[4 * c]);
-          acc[4 * c + 1] = fmaf(v.y, dj, acc[4 * c + 1]);
-          acc[4 * c + 2] = fmaf(v.z, dj, acc[4 * c + 2]);
-          acc[4 * c + 3] = fmaf(v.w, dj, acc[4 * c + 3]);
-        }
+        accumulate_row(acc, w0 + j * lay.dim_pad + i0, dj);
       }
 #pragma unroll
       for (int q = 0; q < C / 4; ++q)
