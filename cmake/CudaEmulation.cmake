@@ -1,0 +1,65 @@
+# The emulated CUDA backend (CUEBM_CUDA_EMULATION=ON, tests/cuda_emulation/README.md): the
+# project's CUDA sources are rewritten by tests/cuda_emulation/rewrite.py into C++ that g++
+# compiles against NVIDIA's headers (host mode) and an in-repository runtime in which every
+# CUDA thread is a fiber. Needs g++, python3 and the CUDA toolkit's headers, no nvcc, no GPU.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+find_package(CUDAToolkit REQUIRED)
+find_package(Threads REQUIRED)
+include(GNUInstallDirs)
+
+set(CUEBM_EMU_SOURCE_DIR ${PROJECT_SOURCE_DIR}/tests/cuda_emulation)
+set(CUEBM_EMU_OUT_DIR ${PROJECT_BINARY_DIR}/cuda_emulation)
+set(CUEBM_EMU_REWRITE ${CUEBM_EMU_SOURCE_DIR}/rewrite.py)
+
+add_library(cuebm_cuda_emulation STATIC
+  ${CUEBM_EMU_SOURCE_DIR}/cublas.cpp ${CUEBM_EMU_SOURCE_DIR}/fiber.cpp
+  ${CUEBM_EMU_SOURCE_DIR}/runtime.cpp ${CUEBM_EMU_SOURCE_DIR}/scheduler.cpp)
+target_include_directories(cuebm_cuda_emulation PUBLIC ${CUDAToolkit_INCLUDE_DIRS})
+target_link_libraries(cuebm_cuda_emulation PUBLIC Threads::Threads
+                      PRIVATE $<BUILD_INTERFACE:cuebm_warnings> $<BUILD_INTERFACE:cuebm_options>)
+set_target_properties(cuebm_cuda_emulation PROPERTIES POSITION_INDEPENDENT_CODE ON)
+install(TARGETS cuebm_cuda_emulation EXPORT cuebmTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+
+# Headers that hold CUDA syntax (kernels, launches, __shared__) are rewritten too; the others
+# are read where they are.
+file(GLOB _cuebm_emu_header_candidates CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/*.cuh
+     ${PROJECT_SOURCE_DIR}/include/cuebm/*.hpp)
+set(CUEBM_EMU_HEADERS)
+foreach(header ${_cuebm_emu_header_candidates})
+  file(STRINGS ${header} _cuda_syntax REGEX "<<<|__global__|__shared__")
+  if(_cuda_syntax)
+    file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${header})
+    set(out ${CUEBM_EMU_OUT_DIR}/${rel})
+    add_custom_command(OUTPUT ${out}
+                       COMMAND Python3::Interpreter ${CUEBM_EMU_REWRITE} ${header} ${out}
+                       DEPENDS ${header} ${CUEBM_EMU_REWRITE}
+                       COMMENT "CUDA emulation: rewriting ${rel}")
+    list(APPEND CUEBM_EMU_HEADERS ${out})
+  endif()
+endforeach()
+add_custom_target(cuebm_emulated_headers DEPENDS ${CUEBM_EMU_HEADERS})
+
+# cuebm_emulate_cuda(TARGET sources...): adds the rewritten .cu sources to TARGET, compiled as
+# C++ with the emulation header force-included, and links the emulated runtime.
+function(cuebm_emulate_cuda target)
+  set(outputs)
+  foreach(source ${ARGN})
+    get_filename_component(abs ${source} ABSOLUTE)
+    file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${abs})
+    set(out ${CUEBM_EMU_OUT_DIR}/${rel}.cpp)
+    get_filename_component(dir ${abs} DIRECTORY)
+    add_custom_command(OUTPUT ${out}
+                       COMMAND Python3::Interpreter ${CUEBM_EMU_REWRITE} ${abs} ${out}
+                       DEPENDS ${abs} ${CUEBM_EMU_REWRITE}
+                       COMMENT "CUDA emulation: rewriting ${rel}")
+    # Quote includes: the rewritten headers first (-iquote precedes -I), then the original
+    # folder for the headers included relative to the source.
+    set_source_files_properties(${out} PROPERTIES COMPILE_OPTIONS
+      "-include;${CUEBM_EMU_SOURCE_DIR}/cuda_emulation.hpp;-iquote;${CUEBM_EMU_OUT_DIR}/include;-iquote;${dir};-Wno-unknown-pragmas")
+    list(APPEND outputs ${out})
+  endforeach()
+  target_sources(${target} PRIVATE ${outputs})
+  target_include_directories(${target} PRIVATE ${CUEBM_EMU_SOURCE_DIR})
+  target_link_libraries(${target} PRIVATE cuebm_cuda_emulation)
+  add_dependencies(${target} cuebm_emulated_headers)
+endfunction()
