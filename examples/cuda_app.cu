@@ -43,15 +43,19 @@ int main() {
   CHECK(cudaMalloc(&e, n * sizeof(float)));
   CHECK(cudaMalloc(&data, batch * dim * sizeof(float)));
   CHECK(cudaMalloc(&loss, sizeof(float)));
-  CHECK(cudaMemcpy(params, host_model.parameters().data(), n_params * sizeof(float),
-                   cudaMemcpyHostToDevice));
-  CHECK(cudaMemset(adam_m, 0, n_params * sizeof(float)));
-  CHECK(cudaMemset(adam_v, 0, n_params * sizeof(float)));
-  CHECK(cudaMemset(adam_step, 0, sizeof(int64_t)));
+  // Uploads on the stream the work runs on: a plain cudaMemcpy/cudaMemset goes through the
+  // legacy default stream, which a non-blocking stream does not wait for.
+  CHECK(cudaMemcpyAsync(params, host_model.parameters().data(), n_params * sizeof(float),
+                        cudaMemcpyHostToDevice, stream));
+  CHECK(cudaMemsetAsync(adam_m, 0, n_params * sizeof(float), stream));
+  CHECK(cudaMemsetAsync(adam_v, 0, n_params * sizeof(float), stream));
+  CHECK(cudaMemsetAsync(adam_step, 0, sizeof(int64_t), stream));
   std::vector<float> start(n * dim);
   cuebm::gaussian_initial_state(start.data(), n, dim, /*seed=*/0);
-  CHECK(cudaMemcpy(x, start.data(), start.size() * sizeof(float), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(data, start.data(), batch * dim * sizeof(float), cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpyAsync(x, start.data(), start.size() * sizeof(float), cudaMemcpyHostToDevice,
+                        stream));
+  CHECK(cudaMemcpyAsync(data, start.data(), batch * dim * sizeof(float), cudaMemcpyHostToDevice,
+                        stream));
   model.params = params;
 
   // Sampling: 200 Langevin steps in place on x, then the energies.

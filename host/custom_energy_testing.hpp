@@ -45,5 +45,9 @@ void harmonic_chain_cuda_for_testing(const HarmonicTestEnergy& e, float* x, int6
                                      const LangevinOptions& options);
 void ring_chain_cuda_for_testing(const RingTestEnergy& e, float* x, int64_t n,
                                  const LangevinOptions& options);
+// langevin_chain_cuda captured into a CUDA graph on a non-blocking stream, then the graph
+// replayed `replays` times on x (in place); throws CudaError when the capture fails.
+void harmonic_chain_cuda_graph_for_testing(const HarmonicTestEnergy& e, float* x, int64_t n,
+                                           const LangevinOptions& options, int replays);
 
 }  // namespace cuebm::detail

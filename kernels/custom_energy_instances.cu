@@ -20,6 +20,32 @@ void run_on_device(const E& e, int dim, float* x, int64_t n, const LangevinOptio
 
 }  // namespace
 
+void harmonic_chain_cuda_graph_for_testing(const HarmonicTestEnergy& e, float* x, int64_t n,
+                                           const LangevinOptions& options, int replays) {
+  DeviceBuffer<float> dx(static_cast<std::size_t>(n) * e.dim);
+  Stream stream;
+  cudaStream_t s = stream.get();
+  CUEBM_CUDA_CHECK(cudaMemcpyAsync(dx.data(), x, dx.bytes(), cudaMemcpyHostToDevice, s));
+  cudaGraph_t graph = nullptr;
+  CUEBM_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  try {
+    langevin_chain_cuda<16>(e, e.dim, dx.data(), e.dim, n, options, s);
+  } catch (...) {
+    cudaStreamEndCapture(s, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  CUEBM_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t st = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  CUEBM_CUDA_CHECK(st);
+  for (int i = 0; i < replays; ++i) CUEBM_CUDA_CHECK(cudaGraphLaunch(exec, s));
+  CUEBM_CUDA_CHECK(cudaMemcpyAsync(x, dx.data(), dx.bytes(), cudaMemcpyDeviceToHost, s));
+  CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
+  CUEBM_CUDA_CHECK(cudaGraphExecDestroy(exec));
+}
+
 void harmonic_chain_cuda_for_testing(const HarmonicTestEnergy& e, float* x, int64_t n,
                                      const LangevinOptions& options) {
   run_on_device(e, e.dim, x, n, options);

@@ -43,6 +43,11 @@ T* at(char* ws, std::size_t offset) {
 }
 
 void check_stream(cudaStream_t stream, const char* who) {
+  // cudaStreamGetDevice is not permitted on a capturing stream (it fails and invalidates the
+  // capture): a capturing stream is not checked; the launches it records name it.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  CUEBM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return;
   int current = 0, owner = 0;
   CUEBM_CUDA_CHECK(cudaGetDevice(&current));
   CUEBM_CUDA_CHECK(cudaStreamGetDevice(stream, &owner));

@@ -136,7 +136,10 @@ TEST(CudaPhilox, DeviceBitsEqualHostAndCurand) {
   std::mt19937_64 gen(7);
   for (int64_t i = 0; i < n; ++i) {
     sub[i] = i < 4 ? static_cast<uint64_t>(i) : gen();
-    block[i] = i < 4 ? 0 : (i % 3 == 0 ? gen() : gen() % 1000);
+    // Random 64-bit block indices below 2^62: curand_init's offset argument is 4 * block (four
+    // outputs per block), which wraps for block >= 2^62; the library's own mapping
+    // (philox_block) takes the full 64-bit range.
+    block[i] = i < 4 ? 0 : (i % 3 == 0 ? gen() >> 2 : gen() % 1000);
   }
   const uint64_t seed = 1234;
   std::vector<uint32_t> bits(4 * n), cbits(4 * n);

@@ -161,12 +161,17 @@ struct Dev {
     if (cudaMalloc(&p, std::max<std::size_t>(count, 1) * sizeof(T)) != cudaSuccess) p = nullptr;
   }
   ~Dev() { cudaFree(p); }
-  void put(const std::vector<T>& h) {
-    cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice);
+  // Copies on the stream the work runs on: a pageable cudaMemcpy would go through the legacy
+  // default stream, which non-blocking streams do not wait for.
+  void put(const std::vector<T>& h, cudaStream_t s) {
+    EXPECT_EQ(cudaMemcpyAsync(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice, s),
+              cudaSuccess);
   }
-  std::vector<T> get() const {
+  std::vector<T> get(cudaStream_t s) const {
     std::vector<T> h(n);
-    cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
+    EXPECT_EQ(cudaMemcpyAsync(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost, s),
+              cudaSuccess);
+    EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
     return h;
   }
 };
@@ -195,18 +200,17 @@ TEST(StreamApiCuda, EnergyAndGradientEqualHighLevelBitForBit) {
   detail::gradient_cuda(mlp, x.data(), n, g_ref.data(), e_ref.data(), 0);
 
   Dev<float> params(mlp.num_parameters()), dx(n * ld), de(n), dg(n * ld);
-  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()));
-  dx.put(xpad);
+  cudaStream_t s;
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()), s);
+  dx.put(xpad, s);
   const MlpView view{mlp.layer_widths(), Activation::kSiLU, params.p};
   const std::size_t need = mlp_energy_workspace_size(view, n);
   Dev<char> ws(need);
-  cudaStream_t s;
-  CK(cudaStreamCreate(&s));
   mlp_energy(view, dx.p, ld, n, de.p, dg.p, ld, ws.p, need, s);
-  CK(cudaStreamSynchronize(s));
+  EXPECT_TRUE(same_bits(de.get(s), e_ref));
+  const std::vector<float> g = dg.get(s);
   CK(cudaStreamDestroy(s));
-  EXPECT_TRUE(same_bits(de.get(), e_ref));
-  const std::vector<float> g = dg.get();
   std::vector<float> g_packed(n * 3);
   for (int64_t r = 0; r < n; ++r)
     for (int d = 0; d < 3; ++d) g_packed[r * 3 + d] = g[r * ld + d];
@@ -238,54 +242,55 @@ TEST(StreamApiCuda, LangevinEqualsLangevinSampleBitForBit) {
   gaussian_initial_state(x0.data(), n, 2, 2);
   const LangevinResult ref = langevin_sample(mlp, x0.data(), n, o, Device::cuda(0));
   Dev<float> params(mlp.num_parameters()), dx(n * 2);
-  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()));
-  dx.put(x0);
+  cudaStream_t s;
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()), s);
+  dx.put(x0, s);
   const MlpView view{mlp.layer_widths(), Activation::kTanh, params.p};
   const std::size_t need = langevin_chain_workspace_size(view, n, o.n_steps, 2);
   Dev<char> ws(need);
-  cudaStream_t s;
-  CK(cudaStreamCreate(&s));
   langevin_chain(view, dx.p, 2, n, o, ws.p, need, s);
-  CK(cudaStreamSynchronize(s));
+  EXPECT_TRUE(same_bits(dx.get(s), ref.samples));
   CK(cudaStreamDestroy(s));
-  EXPECT_TRUE(same_bits(dx.get(), ref.samples));
 #endif
 }
 
 TEST(StreamApiCuda, TwoStreamsEqualTheSerialRun) {
   CUEBM_REQUIRE_CUDA();
 #if CUEBM_HAVE_CUDA
+  GeneralPath general;  // the reference below is langevin_sample on the same (general) path
   const Mlp mlp({2, {64, 64}, Activation::kReLU}, 3);
-  const int64_t n = 4096;
+  const int64_t n = 1024;
   const LangevinOptions o = chain_options();
   LangevinOptions o2 = o;
   o2.seed = 43;
   std::vector<float> x0(n * 2);
   gaussian_initial_state(x0.data(), n, 2, 4);
   Dev<float> params(mlp.num_parameters()), a(n * 2), b(n * 2);
-  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()));
-  const MlpView view{mlp.layer_widths(), Activation::kReLU, params.p};
-  const std::size_t need = langevin_chain_workspace_size(view, n, o.n_steps, 2);
-  Dev<char> wa(need), wb(need);
   cudaStream_t s1, s2;
   CK(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking));
   CK(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking));
+  params.put(std::vector<float>(mlp.parameters().begin(), mlp.parameters().end()), s1);
+  CK(cudaStreamSynchronize(s1));
+  const MlpView view{mlp.layer_widths(), Activation::kReLU, params.p};
+  const std::size_t need = langevin_chain_workspace_size(view, n, o.n_steps, 2);
+  Dev<char> wa(need), wb(need);
   // Serial, one stream.
-  a.put(x0);
-  b.put(x0);
+  a.put(x0, s1);
+  b.put(x0, s1);
   langevin_chain(view, a.p, 2, n, o, wa.p, need, s1);
   langevin_chain(view, b.p, 2, n, o2, wa.p, need, s1);
-  CK(cudaStreamSynchronize(s1));
-  const std::vector<float> ra = a.get(), rb = b.get();
+  const std::vector<float> ra = a.get(s1), rb = b.get(s1);
+  // Both equal the high-level sampler's chains (so neither ran on stale inputs).
+  EXPECT_TRUE(same_bits(ra, langevin_sample(mlp, x0.data(), n, o, Device::cuda(0)).samples));
+  EXPECT_TRUE(same_bits(rb, langevin_sample(mlp, x0.data(), n, o2, Device::cuda(0)).samples));
   // Concurrent, two streams with their own workspaces.
-  a.put(x0);
-  b.put(x0);
+  a.put(x0, s1);
+  b.put(x0, s2);
   langevin_chain(view, a.p, 2, n, o, wa.p, need, s1);
   langevin_chain(view, b.p, 2, n, o2, wb.p, need, s2);
-  CK(cudaStreamSynchronize(s1));
-  CK(cudaStreamSynchronize(s2));
-  EXPECT_TRUE(same_bits(a.get(), ra));
-  EXPECT_TRUE(same_bits(b.get(), rb));
+  EXPECT_TRUE(same_bits(a.get(s1), ra));
+  EXPECT_TRUE(same_bits(b.get(s2), rb));
   EXPECT_FALSE(same_bits(ra, rb));
   CK(cudaStreamDestroy(s1));
   CK(cudaStreamDestroy(s2));
@@ -310,23 +315,22 @@ TEST(StreamApiCuda, CdIterationGraphReplayEqualsDirectCalls) {
   Dev<char> ws(need);
   Dev<float> dd(batch * 2), params(np), m(np), v(np), loss(1), neg(batch * 2), gnorm(1);
   Dev<int64_t> step(1);
-  dd.put(data);
-  const CdDeviceState st{params.p, m.p, v.p, step.p};
   cudaStream_t s;
   CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  dd.put(data, s);
+  const CdDeviceState st{params.p, m.p, v.p, step.p};
   auto reset = [&] {
-    params.put(p0);
-    m.put(std::vector<float>(np, 0.0f));
-    v.put(std::vector<float>(np, 0.0f));
-    step.put({0});
+    params.put(p0, s);
+    m.put(std::vector<float>(np, 0.0f), s);
+    v.put(std::vector<float>(np, 0.0f), s);
+    step.put({0}, s);
   };
   const int iters = 3;
   reset();
   for (int i = 0; i < iters; ++i)
     cd_iteration(view, dd.p, 2, batch, cd, st, loss.p, neg.p, gnorm.p, ws.p, need, s);
-  CK(cudaStreamSynchronize(s));
-  const std::vector<float> p_direct = params.get(), l_direct = loss.get(), n_direct = neg.get();
-  EXPECT_EQ(step.get()[0], iters);
+  const std::vector<float> p_direct = params.get(s), l_direct = loss.get(s), n_direct = neg.get(s);
+  EXPECT_EQ(step.get(s)[0], iters);
   EXPECT_FALSE(same_bits(p_direct, p0));
 
   reset();
@@ -337,11 +341,10 @@ TEST(StreamApiCuda, CdIterationGraphReplayEqualsDirectCalls) {
   CK(cudaStreamEndCapture(s, &graph));
   CK(cudaGraphInstantiate(&exec, graph, 0));
   for (int i = 0; i < iters; ++i) CK(cudaGraphLaunch(exec, s));
-  CK(cudaStreamSynchronize(s));
-  EXPECT_TRUE(same_bits(params.get(), p_direct));
-  EXPECT_TRUE(same_bits(loss.get(), l_direct));
-  EXPECT_TRUE(same_bits(neg.get(), n_direct));
-  EXPECT_EQ(step.get()[0], iters);
+  EXPECT_TRUE(same_bits(params.get(s), p_direct));
+  EXPECT_TRUE(same_bits(loss.get(s), l_direct));
+  EXPECT_TRUE(same_bits(neg.get(s), n_direct));
+  EXPECT_EQ(step.get(s)[0], iters);
   CK(cudaGraphExecDestroy(exec));
   CK(cudaGraphDestroy(graph));
 
@@ -349,13 +352,12 @@ TEST(StreamApiCuda, CdIterationGraphReplayEqualsDirectCalls) {
   // (checked on the first iteration, against the CPU backend's energies of data and negatives).
   reset();
   cd_iteration(view, dd.p, 2, batch, cd, st, loss.p, neg.p, gnorm.p, ws.p, need, s);
-  CK(cudaStreamSynchronize(s));
-  const std::vector<float> negs = neg.get();
+  const std::vector<float> negs = neg.get(s);
   std::vector<float> ep(batch), en(batch);
   mlp.energy(data.data(), batch, ep.data());
   mlp.energy(negs.data(), batch, en.data());
   const double ref = cd_loss(ep.data(), en.data(), batch, cd.energy_reg_weight);
-  EXPECT_NEAR(loss.get()[0], ref, 1e-4 + 1e-4 * std::abs(ref));
+  EXPECT_NEAR(loss.get(s)[0], ref, 1e-4 + 1e-4 * std::abs(ref));
   CK(cudaStreamDestroy(s));
 #endif
 }

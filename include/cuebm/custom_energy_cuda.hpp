@@ -80,8 +80,13 @@ __global__ void __launch_bounds__(128)
 }
 
 inline void check_stream_device(cudaStream_t stream, const char* who) {
+  // cudaStreamGetDevice is not permitted on a capturing stream (it fails and invalidates the
+  // capture), so a capturing stream is not checked.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  cudaError_t st = cudaStreamIsCapturing(stream, &capture);
+  if (st == cudaSuccess && capture != cudaStreamCaptureStatusNone) return;
   int current = 0, owner = 0;
-  cudaError_t st = cudaGetDevice(&current);
+  if (st == cudaSuccess) st = cudaGetDevice(&current);
   if (st == cudaSuccess) st = cudaStreamGetDevice(stream, &owner);
   if (st != cudaSuccess)
     throw CudaError(std::string(who) +
