@@ -43,8 +43,9 @@ Command add_metrics_command(CLI::App& app) {
              }())
       ->capture_default_str();
   cmd->add_option("--data-param", s->data_params,
-                  "Dataset parameter key=value, repeatable; given any, they replace the "
-                  "tutorial's n=500 components=4 std=0.1 radius=1.5");
+                  "Dataset parameter key=value, repeatable (default: the dataset's own "
+                  "defaults; for gaussian_mixture the tutorial's n=500 components=4 std=0.1 "
+                  "radius=1.5); given any, they override the dataset's own defaults");
   cmd->add_option("--data-seed", c.data_seed,
                   "Seed of the dataset (the test set uses a seed derived from it, as train)")
       ->capture_default_str();
@@ -52,11 +53,12 @@ Command add_metrics_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--step-size", c.step_size, "Step size of the drawn samples' chains")
       ->capture_default_str();
-  cmd->add_option("--draw", c.figure_samples, "Samples drawn from the model")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--steps", c.final_steps, "Langevin steps of the drawn samples")
-      ->capture_default_str();
+  at_least(cmd->add_option("--draw", c.figure_samples, "Samples drawn from the model")
+               ->capture_default_str(),
+           1);
+  at_least(cmd->add_option("--steps", c.final_steps, "Langevin steps of the drawn samples")
+               ->capture_default_str(),
+           0);
   cmd->add_option("--range", c.plot_range, "Half-width of the grid box")->capture_default_str();
   add_common_options(cmd, &s->common, "Seed of the drawn samples' chains (as train's --seed)");
   return {cmd, [s]() {

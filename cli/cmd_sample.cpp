@@ -24,12 +24,11 @@ Command add_sample_command(CLI::App& app) {
       "file or an analytic energy (target exp(-E / sigma^2)) and writes the final states as a "
       "float32 .npy file (chains, D).");
   add_energy_options(cmd, &s->source, true);
-  auto* chains = cmd->add_option("-n,--chains", s->chains,
-                                 "Number of chains (default: 1000, or the rows of --init)");
-  chains->check(CLI::PositiveNumber);
-  cmd->add_option("--steps", s->steps, "Langevin steps")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  auto* chains =
+      at_least(cmd->add_option("-n,--chains", s->chains,
+                               "Number of chains (default: 1000, or the rows of --init)"),
+               1);
+  at_least(cmd->add_option("--steps", s->steps, "Langevin steps")->capture_default_str(), 0);
   cmd->add_option("--step-size", s->step_size, "Step size eta")->capture_default_str();
   cmd->add_option("--noise-scale", s->noise_scale, "Noise scale sigma (temperature sigma^2)")
       ->capture_default_str();

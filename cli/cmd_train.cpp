@@ -89,6 +89,8 @@ void apply_json_config(CLI::App* cmd, const std::string& path) {
     } catch (const CLI::Error& e) {
       throw InvalidArgument("config file '" + path + "': key '" + opt->get_lnames()[0] +
                             "': " + e.what());
+    } catch (const InvalidArgument& e) {  // at_least's checks
+      throw InvalidArgument("config file '" + path + "': " + e.what());
     }
   }
 }
@@ -115,6 +117,14 @@ class Progress {
     if (bar_ && drawn_) std::fprintf(stderr, "\r\033[K");
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
+    if (bar_ && drawn_) draw(last_);
+  }
+
+  // A line on stderr, above the bar.
+  void warn(const std::string& line) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s%s\n", bar_ && drawn_ ? "\r\033[K" : "", line.c_str());
+    std::fflush(stderr);
     if (bar_ && drawn_) draw(last_);
   }
 
@@ -179,7 +189,7 @@ Command add_train_command(CLI::App& app) {
   struct State {
     TrainConfig c;
     CommonOptions common;
-    std::string activation = "relu", progress = "auto", checkpoint, model_path, config;
+    std::string activation = "relu", progress = "auto", checkpoint, model_path, report, config;
     std::vector<std::string> data_params;
     std::vector<int> hidden;
     bool no_output = false, no_checkpoint = false;
@@ -194,7 +204,9 @@ Command add_train_command(CLI::App& app) {
       "negatives (TorchEBM's Gaussian-mixture tutorial by default); writes the density "
       "figures, the final samples, the model (safetensors) and checkpoints, and prints the "
       "metrics. Settings come from flags and/or a JSON config file (--config); flags override "
-      "the file.");
+      "the file. A run whose negatives leave the data's range by orders of magnitude or whose "
+      "loss explodes prints 'WARNING: training diverged ...' on stderr and in the summary, and "
+      "its report.json says \"diverged\": true; it still runs to the end and exits 0.");
   cmd->add_option("--config", s->config,
                   "JSON config file: an object of flag names without dashes and their values, "
                   "e.g. {\"epochs\": 50, \"hidden\": [32, 32], \"data_param\": {\"n\": 1000}}; "
@@ -210,31 +222,41 @@ Command add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--data-param", s->data_params,
                   "Dataset parameter key=value, repeatable (n, components, std, radius, noise, "
-                  "...); given any, they replace the tutorial's n=500 components=4 std=0.1 "
-                  "radius=1.5");
+                  "...; default: the dataset's own defaults, for gaussian_mixture the "
+                  "tutorial's n=500 components=4 std=0.1 radius=1.5); given any, they override "
+                  "the dataset's own defaults");
   cmd->add_option("--data-seed", c.data_seed, "Seed of the dataset")->capture_default_str();
-  cmd->add_option("--hidden", s->hidden, "Hidden widths, e.g. --hidden 64 64")
-      ->capture_default_str();
+  at_least(cmd->add_option("--hidden", s->hidden, "Hidden widths, e.g. --hidden 64 64")
+               ->capture_default_str(),
+           1);
   cmd->add_option("--activation", s->activation, "relu, silu, tanh, softplus, leaky_relu, gelu")
       ->capture_default_str();
-  cmd->add_option("--epochs", c.epochs, "Training epochs")->capture_default_str();
-  cmd->add_option("--batch-size", c.batch_size, "Batch size (the last partial batch is dropped)")
-      ->capture_default_str();
+  at_least(cmd->add_option("--epochs", c.epochs, "Training epochs")->capture_default_str(), 1);
+  at_least(cmd->add_option("--batch-size", c.batch_size,
+                           "Batch size (the last partial batch is dropped; cut to the dataset's "
+                           "size when larger)")
+               ->capture_default_str(),
+           1);
   cmd->add_option("--lr", c.adam.lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", c.adam.weight_decay, "Adam weight decay")
       ->capture_default_str();
   cmd->add_option("--clip", c.max_grad_norm, "clip_grad_norm max norm (<= 0: off)")
       ->capture_default_str();
-  cmd->add_option("-k,--k-steps", c.cd.k_steps, "Langevin steps per CD iteration")
-      ->capture_default_str();
+  at_least(cmd->add_option("-k,--k-steps", c.cd.k_steps, "Langevin steps per CD iteration")
+               ->capture_default_str(),
+           1);
   cmd->add_flag("--persistent", c.cd.persistent, "Persistent CD with TorchEBM's replay buffer");
   cmd->add_flag("--per-chain", c.cd.per_chain,
                 "With --persistent: one chain per batch row instead of the replay buffer");
   cmd->add_flag("--reinit-from-noise", c.cd.reinit_from_noise,
                 "With --persistent: refreshed rows restart from N(0, I) instead of a nudge");
-  cmd->add_option("--buffer-size", c.cd.buffer_size, "Replay buffer rows")->capture_default_str();
-  cmd->add_option("--init-steps", c.cd.init_steps, "Langevin steps initialising the buffer")
-      ->capture_default_str();
+  at_least(cmd->add_option("--buffer-size", c.cd.buffer_size, "Replay buffer rows")
+               ->capture_default_str(),
+           1);
+  at_least(
+      cmd->add_option("--init-steps", c.cd.init_steps, "Langevin steps initialising the buffer")
+          ->capture_default_str(),
+      0);
   cmd->add_option("--new-sample-ratio", c.cd.new_sample_ratio, "Share of refreshed start rows")
       ->capture_default_str();
   cmd->add_option("--energy-reg", c.cd.energy_reg_weight, "Weight of mean(E+^2) + mean(E-^2)")
@@ -247,24 +269,36 @@ Command add_train_command(CLI::App& app) {
                   "Folder for figures, samples.npy, model.safetensors and checkpoint.safetensors")
       ->capture_default_str();
   cmd->add_flag("--no-output", s->no_output,
-                "Write no figures or samples (metrics only; --model and --checkpoint still "
-                "write when given)");
-  cmd->add_option("--figure-every", c.figure_every, "Epochs between figures")
-      ->capture_default_str();
-  cmd->add_option("--figure-samples", c.figure_samples, "Model samples drawn in each figure")
-      ->capture_default_str();
-  cmd->add_option("--figure-steps", c.figure_steps, "Langevin steps of the figures' samples")
-      ->capture_default_str();
-  cmd->add_option("--final-steps", c.final_steps, "Langevin steps of the final samples")
-      ->capture_default_str();
-  cmd->add_option("--log-every", c.log_every, "Epochs between loss lines")->capture_default_str();
+                "Write no figures, samples or report (metrics only; --model, --checkpoint and "
+                "--report still write when given)");
+  at_least(cmd->add_option("--figure-every", c.figure_every, "Epochs between figures")
+               ->capture_default_str(),
+           1);
+  at_least(
+      cmd->add_option("--figure-samples", c.figure_samples, "Model samples drawn in each figure")
+          ->capture_default_str(),
+      1);
+  at_least(
+      cmd->add_option("--figure-steps", c.figure_steps, "Langevin steps of the figures' samples")
+          ->capture_default_str(),
+      0);
+  at_least(cmd->add_option("--final-steps", c.final_steps, "Langevin steps of the final samples")
+               ->capture_default_str(),
+           0);
+  at_least(cmd->add_option("--log-every", c.log_every, "Epochs between loss lines")
+               ->capture_default_str(),
+           1);
   cmd->add_option("--model", s->model_path,
                   "Write the final model here (default: <output>/model.safetensors)");
+  cmd->add_option("--report", s->report,
+                  "Write the JSON report of the run here (default: <output>/report.json): "
+                  "losses, metrics, files and \"diverged\" with its reason");
   cmd->add_option("--checkpoint", s->checkpoint,
                   "Checkpoint file (default: <output>/checkpoint.safetensors)");
-  cmd->add_option("--checkpoint-every", c.checkpoint_every,
-                  "Epochs between checkpoints (0: only at the end)")
-      ->capture_default_str();
+  at_least(cmd->add_option("--checkpoint-every", c.checkpoint_every,
+                           "Epochs between checkpoints (0: only at the end)")
+               ->capture_default_str(),
+           0);
   cmd->add_flag("--no-checkpoint", s->no_checkpoint, "Write no checkpoints");
   cmd->add_option("--resume", c.resume_from,
                   "Continue the run of this checkpoint (same settings; --epochs may be larger); "
@@ -292,8 +326,10 @@ Command add_train_command(CLI::App& app) {
             if (c.checkpoint_path.empty() && !s->no_output)
               c.checkpoint_path = out + "/checkpoint.safetensors";
             if (s->no_checkpoint) c.checkpoint_path.clear();
+            c.report_path = s->report;
+            if (c.report_path.empty() && !s->no_output) c.report_path = out + "/report.json";
             // Names and parameters first, so that a bad one leaves no output folder behind.
-            make_dataset(c.dataset, c.dataset_params, c.data_seed);
+            make_dataset(c.dataset, resolved_dataset_params(c), c.data_seed);
             if (!c.resume_from.empty()) read_resume_checkpoint(c);
             validate_train_config(c);
             const bool bar =
@@ -307,7 +343,9 @@ Command add_train_command(CLI::App& app) {
             std::function<void(const TrainProgress&)> on_step;
             if (s->progress != "none")
               on_step = [&](const TrainProgress& p) { progress.update(p); };
-            const TrainReport r = run_training(c, log, on_step);
+            const auto warn = [&](const std::string& line) { progress.warn(line); };
+            // A diverged run still exits 0 (it finished); the warning and the report say so.
+            const TrainReport r = run_training(c, log, on_step, warn);
             const int64_t run_iterations = r.iterations;
             std::printf(
                 "Training: %lld iterations in %.3f s (%.3f ms per iteration), %lld skipped\n",
@@ -325,6 +363,9 @@ Command add_train_command(CLI::App& app) {
               for (double w : r.mode_weights) std::printf(" %.3f", w);
               std::printf("\n");
             }
+            if (r.diverged)
+              std::printf("WARNING: training diverged %s; the metrics above are not meaningful\n",
+                          r.divergence.c_str());
             for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
             return kExitOk;
           }};

@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -13,11 +15,29 @@ namespace cuebm::cli {
 void add_common_options(CLI::App* cmd, CommonOptions* common, const std::string& seed_help) {
   cmd->add_option("--device", common->device, "cpu, cuda, cuda:N or auto (CUDA when present)")
       ->capture_default_str();
-  cmd->add_option("--threads", common->threads, "CPU threads (0: all cores)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  at_least(cmd->add_option("--threads", common->threads, "CPU threads (0: all cores)")
+               ->capture_default_str(),
+           0);
   cmd->add_option("--seed", common->seed, seed_help)->capture_default_str();
   cmd->footer(kExitCodesFooter);
+}
+
+CLI::Option* at_least(CLI::Option* option, long long min) {
+  const std::string name = "--" + option->get_lnames().front();
+  const std::string desc = min == 0   ? "NONNEGATIVE"
+                           : min == 1 ? "POSITIVE"
+                                      : ">= " + std::to_string(min);
+  return option->check(CLI::Validator(
+      [name, min](std::string& input) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const long long v = std::strtoll(input.c_str(), &end, 10);
+        if (end == input.c_str() || *end != '\0') return {};  // CLI11's conversion reports it
+        if (v < min || (errno == ERANGE && input[0] == '-'))
+          throw InvalidArgument(name + " must be >= " + std::to_string(min) + ", got " + input);
+        return {};
+      },
+      desc));
 }
 
 Device apply_common_options(const CommonOptions& common) {
@@ -63,9 +83,8 @@ void add_energy_options(CLI::App* cmd, EnergySource* s, bool required) {
   cmd->add_option("--activation", s->activation,
                   "With --model: the activation when the file records none (relu, silu, tanh, "
                   "softplus, leaky_relu, gelu)");
-  cmd->add_option("--dim", s->dim, "With --energy: the dimension")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  at_least(cmd->add_option("--dim", s->dim, "With --energy: the dimension")->capture_default_str(),
+           1);
   cmd->add_option("--param", s->params,
                   "With --energy: a parameter key=value, repeatable (k, h, b, a, c, mean, std)");
 }
@@ -96,6 +115,16 @@ std::vector<float> read_points(const std::string& path, int dim, int64_t* n) {
   }
   *n = a.shape[0];
   if (*n < 1) throw InvalidArgument("'" + path + "' holds no points");
+  for (std::size_t i = 0; i < a.data.size(); ++i)
+    if (!std::isfinite(a.data[i])) {
+      const auto d = static_cast<std::size_t>(dim);
+      throw InvalidArgument("'" + path + "': row " + std::to_string(i / d) + ", column " +
+                            std::to_string(i % d) + " is not finite (" +
+                            (std::isnan(a.data[i]) ? "nan"
+                             : a.data[i] > 0       ? "inf"
+                                                   : "-inf") +
+                            "); points must be finite numbers");
+    }
   return std::move(a.data);
 }
 

@@ -34,6 +34,11 @@ struct CommonOptions {
   uint64_t seed = 0;
 };
 void add_common_options(CLI::App* cmd, CommonOptions* common, const std::string& seed_help);
+
+// Checks an integer option (each value of a list option): a value below `min` is invalid
+// input, "--name must be >= min, got v" (InvalidArgument, exit code 2), instead of CLI11's
+// range message. A value that is not an integer is left to CLI11's conversion (usage error).
+CLI::Option* at_least(CLI::Option* option, long long min);
 // Parses and checks the device and sets the thread count; returns the device.
 Device apply_common_options(const CommonOptions& common);
 
@@ -64,7 +69,8 @@ void add_energy_options(CLI::App* cmd, EnergySource* source, bool required);
 // nullptr when neither --model nor --energy was given and !required.
 std::unique_ptr<Energy> load_energy(const EnergySource& source);
 
-// Reads an .npy file of points, n x dim (a 1-D file of n values when dim == 1).
+// Reads an .npy file of points, n x dim (a 1-D file of n values when dim == 1). A NaN or Inf
+// is invalid input naming the file, the row and the column.
 std::vector<float> read_points(const std::string& path, int dim, int64_t* n);
 
 // Removes the files it holds unless release() is called: no partial output on failure.

@@ -39,15 +39,20 @@ int main(int argc, char** argv) {
   std::vector<std::string> data_params;
   std::vector<int> hidden = c.model.hidden;
   bool no_output = false;
-  app.add_option("--dataset", c.dataset, "Dataset: " + [] {
-    std::string s;
-    for (const auto& n : cuebm::dataset_names()) s += (s.empty() ? "" : ", ") + n;
-    return s;
-  }())->capture_default_str();
+  app.add_option(
+         "--dataset", c.dataset,
+         "Dataset: " +
+             [] {
+               std::string s;
+               for (const auto& n : cuebm::dataset_names()) s += (s.empty() ? "" : ", ") + n;
+               return s;
+             }())
+      ->capture_default_str();
   app.add_option("--data-param", data_params,
                  "Dataset parameter key=value, repeatable (n, components, std, radius, noise, "
-                 "...); given any, they replace the tutorial's n=500 components=4 std=0.1 "
-                 "radius=1.5");
+                 "...; default: the dataset's own defaults, for gaussian_mixture the "
+                 "tutorial's n=500 components=4 std=0.1 radius=1.5); given any, they override "
+                 "the dataset's own defaults");
   app.add_option("--data-seed", c.data_seed, "Seed of the dataset")->capture_default_str();
   app.add_option("--hidden", hidden, "Hidden widths, e.g. --hidden 64 64")->capture_default_str();
   app.add_option("--activation", activation, "relu, silu, tanh, softplus, leaky_relu, gelu")
@@ -56,8 +61,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", c.batch_size, "Batch size (the last partial batch is dropped)")
       ->capture_default_str();
   app.add_option("--lr", c.adam.lr, "Adam learning rate")->capture_default_str();
-  app.add_option("--weight-decay", c.adam.weight_decay, "Adam weight decay")
-      ->capture_default_str();
+  app.add_option("--weight-decay", c.adam.weight_decay, "Adam weight decay")->capture_default_str();
   app.add_option("--clip", c.max_grad_norm, "clip_grad_norm max norm (<= 0: off)")
       ->capture_default_str();
   app.add_option("-k,--k-steps", c.cd.k_steps, "Langevin steps per CD iteration")
@@ -75,16 +79,14 @@ int main(int argc, char** argv) {
   app.add_option("--energy-reg", c.cd.energy_reg_weight, "Weight of mean(E+^2) + mean(E-^2)")
       ->capture_default_str();
   app.add_option("--step-size", c.step_size, "Langevin step size eta")->capture_default_str();
-  app.add_option("--noise-scale", c.noise_scale,
-                 "Langevin noise scale sigma (temperature sigma^2)")
+  app.add_option("--noise-scale", c.noise_scale, "Langevin noise scale sigma (temperature sigma^2)")
       ->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of the parameters, noise and shuffling")
       ->capture_default_str();
-  app.add_option("-o,--output", c.output_dir, "Folder for figures and samples.npy")
+  app.add_option("-o,--output", c.output_dir, "Folder for figures, samples.npy and report.json")
       ->capture_default_str();
   app.add_flag("--no-output", no_output, "Write no files (metrics only)");
-  app.add_option("--figure-every", c.figure_every, "Epochs between figures")
-      ->capture_default_str();
+  app.add_option("--figure-every", c.figure_every, "Epochs between figures")->capture_default_str();
   app.add_option("--figure-samples", c.figure_samples, "Model samples drawn in each figure")
       ->capture_default_str();
   app.add_option("--log-every", c.log_every, "Epochs between loss lines")->capture_default_str();
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
     if (!data_params.empty()) c.dataset_params = parse_params(data_params);
     c.device = cuebm::parse_device(device);
     if (no_output) c.output_dir.clear();
+    if (!c.output_dir.empty()) c.report_path = c.output_dir + "/report.json";
     std::printf("cuEBM %s on %s, %d thread(s); dataset %s; model %s; T = sigma^2 = %g\n",
                 "train_gaussian_mixture", c.device.to_string().c_str(),
                 c.threads > 0 ? c.threads : cuebm::num_threads(), c.dataset.c_str(),
@@ -121,6 +124,10 @@ int main(int argc, char** argv) {
       for (double w : r.mode_weights) std::printf(" %.3f", w);
       std::printf("\n");
     }
+    // A diverged run warned on stderr when it happened; it finished, so it still exits 0.
+    if (r.diverged)
+      std::printf("WARNING: training diverged %s; the metrics above are not meaningful\n",
+                  r.divergence.c_str());
     for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
   } catch (const cuebm::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

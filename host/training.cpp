@@ -1,10 +1,13 @@
 #include "cuebm/training.hpp"
 
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "cuebm/checkpoint.hpp"
@@ -86,9 +89,10 @@ void write_figure(const Mlp& model, const TrainConfig& c, const Dataset& data,
 }
 
 std::vector<float> mode_centres(const TrainConfig& c, int* k, double* std) {
+  const std::map<std::string, double> params = resolved_dataset_params(c);
   const auto get = [&](const char* key, double fallback) {
-    const auto it = c.dataset_params.find(key);
-    return it == c.dataset_params.end() ? fallback : it->second;
+    const auto it = params.find(key);
+    return it == params.end() ? fallback : it->second;
   };
   if (c.dataset == "gaussian_mixture") {
     *k = static_cast<int>(get("components", 8));
@@ -104,7 +108,94 @@ std::vector<float> mode_centres(const TrainConfig& c, int* k, double* std) {
   return {};
 }
 
+std::string sci(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+// Largest |coordinate| of n x d values; infinity when one is not finite.
+double max_abs(const float* x, int64_t count) {
+  double m = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const double v = std::fabs(static_cast<double>(x[i]));
+    if (!std::isfinite(v)) return std::numeric_limits<double>::infinity();
+    m = std::max(m, v);
+  }
+  return m;
+}
+
+// The divergence verdict of one epoch (TrainReport::diverged); "" when none. The negatives are
+// compared with the data's range, floored at 1 (the scale of the N(0, I) chain starts).
+std::string divergence_reason(int epoch, double neg_range, double data_range, double loss,
+                              float step_size, float lr) {
+  const double scale = std::max(data_range, 1.0);
+  const std::string at = "at epoch " + std::to_string(epoch) + ": ";
+  const std::string hint =
+      " (Langevin step size " + sci(step_size) + "; a smaller step size or lr may help)";
+  if (!std::isfinite(neg_range)) return at + "the negatives are not finite" + hint;
+  if (neg_range > kDivergedRangeFactor * scale)
+    return at + "the negatives reach |x| = " + sci(neg_range) +
+           " while the data lie within |x| <= " + sci(data_range) + hint;
+  if (std::isfinite(loss) && std::fabs(loss) > kDivergedLoss)
+    return at + "the mean loss is " + sci(loss) + ", beyond +-" + sci(kDivergedLoss) + " (lr " +
+           sci(lr) + "; a smaller lr or step size may help)";
+  return "";
+}
+
+void write_report_json(const std::string& path, const TrainConfig& c, const TrainReport& r) {
+  // NaN and Inf become null (nlohmann's dump).
+  nlohmann::ordered_json j;
+  j["dataset"] = c.dataset;
+  j["dataset_params"] = resolved_dataset_params(c);
+  j["epochs"] = c.epochs;
+  j["first_epoch"] = r.first_epoch;
+  j["iterations"] = r.iterations;
+  j["skipped"] = r.skipped;
+  j["train_seconds"] = r.train_seconds;
+  j["epoch_loss"] = r.epoch_loss;
+  j["diverged"] = r.diverged;
+  j["divergence"] = r.diverged ? nlohmann::ordered_json(r.divergence) : nlohmann::ordered_json();
+  j["temperature"] = r.temperature;
+  j["log_z"] = r.log_z;
+  j["test_nll"] = r.test_nll;
+  j["data_entropy"] = r.data_entropy;
+  j["kl"] = r.kl;
+  j["mmd2"] = r.mmd2;
+  if (r.modes_covered >= 0) {
+    j["modes_covered"] = r.modes_covered;
+    j["modes_total"] = r.modes_total;
+    j["share_near_mode"] = r.share_near_mode;
+    j["mode_weights"] = r.mode_weights;
+  }
+  j["files"] = r.files;
+  j["settings"] = training_fingerprint(c);
+  const std::string text = j.dump(2) + "\n";
+  const std::string tmp = path + ".tmp-" + std::to_string(static_cast<long long>(::getpid()));
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f) throw IoError("report '" + path + "': cannot create temporary file '" + tmp + "'");
+    f << text;
+    f.close();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw IoError("report '" + path + "': writing temporary file '" + tmp + "' failed");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IoError("report '" + path + "': cannot rename temporary file '" + tmp + "' to it");
+  }
+}
+
 }  // namespace
+
+std::map<std::string, double> resolved_dataset_params(const TrainConfig& c) {
+  if (!c.dataset_params.empty()) return c.dataset_params;
+  if (c.dataset == "gaussian_mixture")
+    return {{"n", 500}, {"components", 4}, {"std", 0.1}, {"radius", 1.5}};
+  return {};
+}
 
 void validate_train_config(const TrainConfig& c) {
   validate_mlp_spec(c.model);
@@ -142,7 +233,7 @@ std::map<std::string, std::string> training_fingerprint(const TrainConfig& c) {
   std::map<std::string, std::string> m;
   m["dataset"] = c.dataset;
   std::string params;
-  for (const auto& [k, v] : c.dataset_params)
+  for (const auto& [k, v] : resolved_dataset_params(c))
     params += (params.empty() ? "" : ",") + k + "=" + f(v);
   m["dataset_params"] = params;
   m["data_seed"] = std::to_string(c.data_seed);
@@ -178,7 +269,8 @@ std::map<std::string, std::string> training_fingerprint(const TrainConfig& c) {
 void compute_training_metrics(const Energy* model, const std::vector<float>& samples,
                               const TrainConfig& c, TrainReport& r) {
   r.temperature = static_cast<double>(c.noise_scale) * c.noise_scale;
-  const Dataset test = make_dataset(c.dataset, c.dataset_params, c.data_seed ^ kTestDataSeedSalt);
+  const Dataset test =
+      make_dataset(c.dataset, resolved_dataset_params(c), c.data_seed ^ kTestDataSeedSalt);
   int k = 0;
   double std = 0;
   const std::vector<float> centres = mode_centres(c, &k, &std);
@@ -247,18 +339,26 @@ std::vector<float> final_model_samples(const Energy& model, const TrainConfig& c
 }
 
 TrainReport run_training(const TrainConfig& c, const std::function<void(const std::string&)>& log) {
-  return run_training(c, log, {});
+  return run_training(c, log, {}, {});
 }
 
 TrainReport run_training(const TrainConfig& c, const std::function<void(const std::string&)>& log,
-                         const std::function<void(const TrainProgress&)>& progress) {
+                         const std::function<void(const TrainProgress&)>& progress,
+                         const std::function<void(const std::string&)>& warn) {
   // A checkpoint that does not fit is reported before anything is created.
   std::optional<Checkpoint> resume;
   if (!c.resume_from.empty()) resume = read_resume_checkpoint(c);
   validate_train_config(c);
   if (c.threads > 0) set_num_threads(c.threads);
-  const Dataset data = make_dataset(c.dataset, c.dataset_params, c.data_seed);
-  DataLoader loader(data.points.data(), data.n, data.dim, c.batch_size, true, c.drop_last, c.seed);
+  const Dataset data = make_dataset(c.dataset, resolved_dataset_params(c), c.data_seed);
+  // A batch larger than the dataset (e.g. grid's 100 points) is the whole dataset.
+  const int64_t batch_size = std::min<int64_t>(c.batch_size, data.n);
+  if (batch_size < c.batch_size)
+    log("Batch size " + std::to_string(c.batch_size) + " is larger than the dataset (" +
+        std::to_string(data.n) + " points): batches of " + std::to_string(batch_size));
+  DataLoader loader(data.points.data(), data.n, data.dim, batch_size, true, c.drop_last, c.seed);
+  // The data's range, for the divergence check (once; the negatives are compared per epoch).
+  const double data_range = max_abs(data.points.data(), data.n * data.dim);
   Mlp model(c.model, c.seed);
   TrainerOptions options;
   options.cd = c.cd;
@@ -266,7 +366,7 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
   options.adam = c.adam;
   options.max_grad_norm = c.max_grad_norm;
   options.seed = c.seed;
-  CDTrainer trainer(model, options, std::min<int64_t>(c.batch_size, data.n), c.device);
+  CDTrainer trainer(model, options, batch_size, c.device);
   trainer.on_warning = log;
 
   TrainReport report;
@@ -338,6 +438,22 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
     if (epoch == 1 || epoch % c.log_every == 0 || epoch == c.epochs)
       log(format("Epoch [%.0f/%.0f], Average Loss: %.4f", epoch, c.epochs,
                  report.epoch_loss.back()));
+    if (!report.diverged && loader.num_batches() > 0) {
+      // The last batch's negatives, already on the host: no extra pass over the data.
+      const int64_t rows = loader.batch_rows(loader.num_batches() - 1);
+      const std::string reason =
+          divergence_reason(epoch, max_abs(trainer.last_negatives(), rows * data.dim), data_range,
+                            report.epoch_loss.back(), c.step_size, c.adam.lr);
+      if (!reason.empty()) {
+        report.diverged = true;
+        report.divergence = reason;
+        const std::string line = "WARNING: training diverged " + reason;
+        if (warn)
+          warn(line);
+        else
+          std::fprintf(stderr, "%s\n", line.c_str());
+      }
+    }
     const bool last = epoch == c.epochs;
     if (!c.checkpoint_path.empty() &&
         (last || (c.checkpoint_every > 0 && epoch % c.checkpoint_every == 0)))
@@ -366,6 +482,10 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
   if (!c.checkpoint_path.empty()) report.files.push_back(c.checkpoint_path);
   report.final_parameters.assign(model.parameters().begin(), model.parameters().end());
   compute_training_metrics(&model, report.final_samples, c, report);
+  if (!c.report_path.empty()) {
+    report.files.push_back(c.report_path);
+    write_report_json(c.report_path, c, report);
+  }
   return report;
 }
 

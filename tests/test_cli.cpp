@@ -366,5 +366,183 @@ TEST_F(CliTest, TrainBadConfigExitsTwoWithoutOutput) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// Issue 9, section 5: input gaps a new user hit.
+
+// Every file of the test folder whose name starts with `prefix` (outputs and their temporary
+// "<name>.tmp-<pid>" files).
+std::vector<std::string> files_starting(const fs::path& dir, const std::string& prefix) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind(prefix, 0) == 0)
+      found.push_back(e.path().filename().string());
+  return found;
+}
+
+TEST_F(CliTest, EvalRejectsNonFinitePoints) {
+  const std::string model = save_model("m.safetensors");
+  for (const float bad : {NAN, INFINITY, -INFINITY}) {
+    std::vector<float> x(10 * 2, 0.5f);
+    x[3 * 2 + 1] = bad;  // row 3, column 1
+    write_npy(path("x.npy"), x.data(), {10, 2});
+    const std::string what = std::isnan(bad) ? "nan" : bad > 0 ? "inf" : "-inf";
+    for (const std::string& energy : {"--model " + model, std::string("--energy harmonic")}) {
+      const CliRun r = cuebm("eval " + energy + " -i " + path("x.npy") + " -e " + path("e.npy") +
+                             " -g " + path("g.npy"));
+      EXPECT_EQ(r.code, 2) << what << " " << energy << "\n" << r.err;
+      EXPECT_TRUE(contains(r.err, "x.npy': row 3, column 1 is not finite (" + what + ")")) << r.err;
+      EXPECT_TRUE(files_starting(dir_, "e.npy").empty()) << what;
+      EXPECT_TRUE(files_starting(dir_, "g.npy").empty()) << what;
+    }
+  }
+  // float64 input and a 1-D file (dim 1) are checked the same way.
+  std::vector<double> xd = {1.0, 2.0, -0.5, NAN};
+  write_npy(path("xd.npy"), xd.data(), {2, 2});
+  CliRun r = cuebm("eval --energy harmonic -i " + path("xd.npy") + " -e " + path("e.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "row 1, column 1 is not finite (nan)")) << r.err;
+  std::vector<float> x1 = {0.0f, 1.0f, INFINITY};
+  write_npy(path("x1.npy"), x1.data(), {3});
+  r = cuebm("eval --energy harmonic --dim 1 -i " + path("x1.npy") + " -e " + path("e.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "row 2, column 0 is not finite (inf)")) << r.err;
+  EXPECT_TRUE(files_starting(dir_, "e.npy").empty());
+  // The finite version of the same points is accepted.
+  xd[3] = 0.0;
+  write_npy(path("xd.npy"), xd.data(), {2, 2});
+  EXPECT_EQ(cuebm("eval --energy harmonic -i " + path("xd.npy") + " -e " + path("e.npy")).code, 0);
+}
+
+// The datasets of datasets.hpp, each trained for one epoch with its own default parameters.
+TEST_F(CliTest, TrainEveryDatasetWithItsOwnDefaults) {
+  for (const std::string& name : dataset_names()) {
+    const CliRun r = cuebm("train --dataset " + name +
+                           " --epochs 1 --hidden 16 16 --figure-samples 64 --final-steps 20 "
+                           "--no-output --progress none --report " +
+                           path(name + ".json"));
+    EXPECT_EQ(r.code, 0) << name << "\n" << r.err << r.out;
+    EXPECT_TRUE(contains(r.out, "dataset " + name + ";")) << r.out;
+    EXPECT_TRUE(contains(r.out, "Epoch [1/1], Average Loss: ")) << r.out;
+    const std::string report = slurp(path(name + ".json"));
+    // gaussian_mixture keeps the tutorial's parameters; every other dataset its own defaults.
+    const bool tutorial = name == "gaussian_mixture";
+    EXPECT_EQ(contains(report, "\"components\": 4.0") && contains(report, "\"n\": 500.0") &&
+                  contains(report, "\"radius\": 1.5") && contains(report, "\"std\": 0.1"),
+              tutorial)
+        << report;
+    EXPECT_EQ(contains(report, "\"dataset_params\": {}"), !tutorial) << name << "\n" << report;
+  }
+  // The tutorial's default equals the tutorial's parameters given explicitly, bit for bit.
+  const std::string small =
+      " --epochs 2 --hidden 8 8 --figure-samples 32 --final-steps 10 --no-output "
+      "--progress none --no-checkpoint --model ";
+  ASSERT_EQ(cuebm("train" + small + path("default.safetensors")).code, 0);
+  ASSERT_EQ(cuebm("train --data-param n=500 --data-param components=4 --data-param std=0.1 "
+                  "--data-param radius=1.5" +
+                  small + path("explicit.safetensors"))
+                .code,
+            0);
+  EXPECT_EQ(slurp(path("default.safetensors")), slurp(path("explicit.safetensors")));
+  // Parameters given for another dataset override its own defaults.
+  const CliRun r = cuebm("train --dataset two_moons --data-param n=300 --data-param noise=0.1" +
+                         small + path("moons.safetensors"));
+  EXPECT_EQ(r.code, 0) << r.err;
+  // A key the named dataset does not take is still an error naming it.
+  const CliRun bad = cuebm("train --dataset two_moons --data-param components=4 -o " + path("run"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "unknown parameter 'components' for dataset 'two_moons'"))
+      << bad.err;
+  EXPECT_FALSE(fs::exists(path("run")));
+}
+
+TEST_F(CliTest, RangeErrorsNameTheOptionAndTheBound) {
+  const std::string s = "sample --energy harmonic -o " + path("s.npy") + " ";
+  const std::string t = "train -o " + path("run") + " ";
+  const std::string m = "metrics --samples " + write_points("x.npy", 20, 2) + " ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {s + "--chains 0", "--chains must be >= 1, got 0"},
+      {s + "-n -5", "--chains must be >= 1, got -5"},
+      {s + "--steps -1", "--steps must be >= 0, got -1"},
+      {s + "--threads -1", "--threads must be >= 0, got -1"},
+      {s + "--dim 0", "--dim must be >= 1, got 0"},
+      {m + "--draw 0", "--draw must be >= 1, got 0"},
+      {m + "--steps -2", "--steps must be >= 0, got -2"},
+      {m + "--threads -3", "--threads must be >= 0, got -3"},
+      {"eval --energy harmonic -i x.npy -e e.npy --dim 0", "--dim must be >= 1, got 0"},
+      {t + "--epochs 0", "--epochs must be >= 1, got 0"},
+      {t + "--batch-size 0", "--batch-size must be >= 1, got 0"},
+      {t + "-k 0", "--k-steps must be >= 1, got 0"},
+      {t + "--hidden 64 0", "--hidden must be >= 1, got 0"},
+      {t + "--buffer-size 0", "--buffer-size must be >= 1, got 0"},
+      {t + "--init-steps -1", "--init-steps must be >= 0, got -1"},
+      {t + "--figure-every 0", "--figure-every must be >= 1, got 0"},
+      {t + "--figure-samples 0", "--figure-samples must be >= 1, got 0"},
+      {t + "--figure-steps -1", "--figure-steps must be >= 0, got -1"},
+      {t + "--final-steps -1", "--final-steps must be >= 0, got -1"},
+      {t + "--log-every 0", "--log-every must be >= 1, got 0"},
+      {t + "--checkpoint-every -1", "--checkpoint-every must be >= 0, got -1"},
+      {t + "--threads -1", "--threads must be >= 0, got -1"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CliRun r = cuebm(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(r.err, "cuebm: error: " + message + "\n") << args;
+  }
+  // The same check and message for a config file's value, naming the file.
+  std::ofstream(path("cfg.json")) << R"({"epochs": 2, "k_steps": 0})";
+  const CliRun r = cuebm("train --config " + path("cfg.json") + " -o " + path("run"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "cfg.json': --k-steps must be >= 1, got 0")) << r.err;
+  // Not a number at all stays a usage error (exit 1), as before.
+  EXPECT_EQ(cuebm(s + "--chains many").code, 1);
+  EXPECT_FALSE(fs::exists(path("s.npy")));
+  EXPECT_FALSE(fs::exists(path("run")));
+}
+
+int count_of(const std::string& s, const std::string& part) {
+  int n = 0;
+  for (auto at = s.find(part); at != std::string::npos; at = s.find(part, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(CliTest, TrainWarnsWhenItDiverges) {
+  // Step size 1e9: the negatives fly to |x| ~ 1e8 in the first iteration. The run still
+  // finishes with exit 0, warns once on stderr and says so in the summary and the report.
+  CliRun r = cuebm(
+      "train --step-size 1e9 --epochs 3 --hidden 16 16 --figure-samples 64 "
+      "--final-steps 20 --no-output --progress none --report " +
+      path("diverged.json"));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_of(r.err, "WARNING: training diverged at epoch 1: the negatives reach |x| = "), 1)
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "while the data lie within |x| <= ")) << r.err;
+  EXPECT_TRUE(contains(r.out, "WARNING: training diverged at epoch 1")) << r.out;
+  std::string report = slurp(path("diverged.json"));
+  EXPECT_TRUE(contains(report, "\"diverged\": true")) << report;
+  EXPECT_TRUE(contains(report, "\"divergence\": \"at epoch 1: the negatives reach")) << report;
+  // The tutorial run (all defaults) neither warns nor reports divergence, and it works.
+  r = cuebm("train --no-output --progress none --report " + path("tutorial.json"));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(contains(r.err + r.out, "WARNING")) << r.err << r.out;
+  EXPECT_TRUE(contains(r.out, "Modes covered: 4/4")) << r.out;
+  report = slurp(path("tutorial.json"));
+  EXPECT_TRUE(contains(report, "\"diverged\": false")) << report;
+  EXPECT_TRUE(contains(report, "\"divergence\": null")) << report;
+}
+
+TEST_F(CliTest, TrainWritesTheReportInTheOutputFolder) {
+  const std::string out = path("run");
+  const CliRun r = cuebm(
+      "train --epochs 1 --hidden 8 8 --figure-samples 32 --final-steps 10 "
+      "--progress none -o " +
+      out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string report = slurp(out + "/report.json");
+  EXPECT_TRUE(contains(r.out, "wrote " + out + "/report.json")) << r.out;
+  for (const char* key : {"\"dataset\": \"gaussian_mixture\"", "\"epoch_loss\": [",
+                          "\"iterations\": 1", "\"diverged\": false", "\"modes_total\": 4"})
+    EXPECT_TRUE(contains(report, key)) << key << "\n" << report;
+  EXPECT_TRUE(files_starting(out, "report.json.tmp").empty());
+}
+
 }  // namespace
 }  // namespace cuebm

@@ -17,15 +17,17 @@
 namespace cuebm {
 
 struct TrainConfig {
-  // Data: the tutorial's GaussianMixture(n = 500, K = 4, std = 0.1, radius = 1.5, seed = 42).
+  // Data: a dataset of datasets.hpp by name. Empty dataset_params give that dataset's own
+  // defaults (datasets.hpp), except gaussian_mixture, whose default is the tutorial's
+  // GaussianMixture(n = 500, K = 4, std = 0.1, radius = 1.5) (resolved_dataset_params).
+  // Params, when given, override the dataset's own defaults (make_dataset), not the tutorial's.
   std::string dataset = "gaussian_mixture";
-  std::map<std::string, double> dataset_params = {
-      {"n", 500}, {"components", 4}, {"std", 0.1}, {"radius", 1.5}};
+  std::map<std::string, double> dataset_params;
   uint64_t data_seed = 42;
   // Model, sampler and optimiser: the tutorial's defaults.
   MlpSpec model;  // 2-64-64-1 ReLU
   int epochs = 200;
-  int64_t batch_size = 256;
+  int64_t batch_size = 256;  // cut to the dataset's size when larger (with a log line)
   bool drop_last = true;
   float step_size = 0.1f, noise_scale = 0.1f;
   CDOptions cd;  // k = 10, non-persistent
@@ -52,7 +54,15 @@ struct TrainConfig {
   std::string resume_from;
   // When not empty, the final model is written there (safetensors.hpp, save_mlp).
   std::string model_path;
+  // When not empty, a JSON report of the run is written there atomically: settings, epoch
+  // losses, iterations, metrics, files and the divergence verdict ("diverged", "divergence").
+  std::string report_path;
 };
+
+// The dataset parameters a run uses: config.dataset_params, or when empty the tutorial's
+// {n: 500, components: 4, std: 0.1, radius: 1.5} for gaussian_mixture and {} (the dataset's
+// own defaults) for every other dataset.
+std::map<std::string, double> resolved_dataset_params(const TrainConfig& config);
 
 // Where a run is, reported after every CD iteration.
 struct TrainProgress {
@@ -77,7 +87,20 @@ struct TrainReport {
   std::vector<double> mode_weights;
   std::vector<float> final_parameters;  // the trained model's, flat (Mlp::parameters())
   int first_epoch = 1;                  // > 1 when resumed from a checkpoint
+  // Divergence, checked once per epoch at no extra pass over the data: the last batch's
+  // negatives are not finite or leave the data's range (max |coordinate|, floored at 1) by a
+  // factor of more than kDivergedRangeFactor, or the epoch's mean loss exceeds kDivergedLoss
+  // in magnitude. The run still finishes (it is not an error). divergence names the first
+  // such epoch and the reason, e.g. "at epoch 1: the negatives reach |x| = 1.83e+08 while the
+  // data lie within |x| <= 1.81 (Langevin step size 1e+09; a smaller step size or lr may
+  // help)". Checked from the first epoch this process runs (a resumed run starts afresh).
+  bool diverged = false;
+  std::string divergence;
 };
+
+// Divergence thresholds (TrainReport::diverged).
+inline constexpr double kDivergedRangeFactor = 100.0;
+inline constexpr double kDivergedLoss = 1e6;
 
 // The settings a checkpoint must agree on to be resumed (dataset, model, batches, sampler,
 // CD, optimiser, seeds), as key -> text.
@@ -86,13 +109,17 @@ std::map<std::string, std::string> training_fingerprint(const TrainConfig& confi
 // Throws InvalidArgument (naming the value) before any work when the config is invalid or the
 // output folder cannot be written.
 void validate_train_config(const TrainConfig& config);
-// Runs the whole thing; log receives the lines the tutorial prints.
+// Runs the whole thing; log receives the lines the tutorial prints. When the run diverges
+// (TrainReport::diverged), one line "WARNING: training diverged <reason>" goes to stderr and
+// the run goes on to the end.
 TrainReport run_training(const TrainConfig& config,
                          const std::function<void(const std::string&)>& log);
-// The same, with `progress` called after every CD iteration (may be empty).
+// The same, with `progress` called after every CD iteration (may be empty) and the divergence
+// warning line given to `warn` instead of stderr (when not empty).
 TrainReport run_training(const TrainConfig& config,
                          const std::function<void(const std::string&)>& log,
-                         const std::function<void(const TrainProgress&)>& progress);
+                         const std::function<void(const TrainProgress&)>& progress,
+                         const std::function<void(const std::string&)>& warn = {});
 
 // Reads config.resume_from and checks that it fits config (training_fingerprint, epoch <=
 // epochs); throws IoError / InvalidArgument naming the file and the differences.
