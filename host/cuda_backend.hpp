@@ -19,8 +19,11 @@
 
 namespace cuebm::detail {
 
-// Number of CUDA devices, 0 when cudaGetDeviceCount fails (no driver, no device).
+// Number of usable CUDA devices: 0 when cudaGetDeviceCount fails (no driver, no device, a
+// driver too old for the runtime) or device 0 has no image of this build's kernels.
 int cuda_runtime_device_count();
+// Why no device is usable (the CUDA error named), empty when one is.
+std::string cuda_unavailable_reason();
 // Name, SM count, opt-in shared memory per block; throws CudaError for a bad index.
 struct CudaDeviceInfo {
   std::string name;
@@ -96,5 +99,14 @@ void philox_blocks_cuda(uint64_t seed, const uint64_t* subsequence, const uint64
 // curand4 and, from a second identical state, curand_normal4).
 void curand_blocks_cuda(uint64_t seed, const uint64_t* subsequence, const uint64_t* block,
                         int64_t n, uint32_t* out_bits, float* out_normals, int device);
+// Traffic of every CUDA CD trainer of the process, cumulative: bytes copied device-to-host
+// and host-to-device, and host synchronisations (cudaStreamSynchronize). Tests take
+// differences around the calls they measure.
+struct CudaTrainerTraffic {
+  int64_t d2h_bytes = 0;
+  int64_t h2d_bytes = 0;
+  int64_t syncs = 0;
+};
+CudaTrainerTraffic cuda_trainer_traffic_for_testing();
 
 }  // namespace cuebm::detail

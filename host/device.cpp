@@ -1,22 +1,26 @@
 #include "cuebm/device.hpp"
 
-#include <omp.h>
-
 #include <cstdlib>
 
 #include "cuebm/error.hpp"
+#include "thread_pool.hpp"
 
 namespace cuebm {
 
 #if CUEBM_HAVE_CUDA
 namespace detail {
-int cuda_runtime_device_count();  // kernels/device.cu
-}
+int cuda_runtime_device_count();        // kernels/device.cu
+std::string cuda_unavailable_reason();  // kernels/device.cu
+}  // namespace detail
 bool built_with_cuda() { return true; }
 int cuda_device_count() { return detail::cuda_runtime_device_count(); }
+std::string cuda_unavailable_reason() { return detail::cuda_unavailable_reason(); }
 #else
 bool built_with_cuda() { return false; }
 int cuda_device_count() { return 0; }
+std::string cuda_unavailable_reason() {
+  return "this build of cuEBM has no CUDA backend (nvcc was not found when it was configured)";
+}
 #endif
 
 std::string Device::to_string() const {
@@ -50,15 +54,16 @@ void check_device(const Device& device) {
   const int count = cuda_device_count();
   if (device.index >= count)
     throw InvalidArgument("device " + device.to_string() + " requested, but " +
-                          std::to_string(count) + " CUDA device(s) are present");
+                          std::to_string(count) + " usable CUDA device(s) are present" +
+                          (count == 0 ? ": " + cuda_unavailable_reason() : std::string()));
 }
 
 void set_num_threads(int threads) {
   if (threads < 1)
     throw InvalidArgument("thread count must be >= 1, got " + std::to_string(threads));
-  omp_set_num_threads(threads);
+  detail::set_cpu_threads(threads);
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() { return detail::cpu_threads(); }
 
 }  // namespace cuebm

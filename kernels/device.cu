@@ -1,21 +1,76 @@
 // Device discovery and properties.
 #include <cuda_runtime.h>
 
+#include <string>
+
 #include "../host/cuda_backend.hpp"
 #include "cuda_check.cuh"
 
 namespace cuebm::detail {
 
-int cuda_runtime_device_count() {
+namespace {
+
+__global__ void probe_kernel() {}
+
+struct Availability {
   int count = 0;
-  // No driver, no device, or a driver too old for this runtime: report zero devices. The
-  // sticky error state is cleared by cudaGetLastError so later calls are unaffected.
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return count;
+  std::string reason;  // why no device is usable; empty when count > 0
+};
+
+std::string describe(const char* call, cudaError_t st) {
+  return std::string(call) + " failed: " + cudaGetErrorName(st) + " (" + cudaGetErrorString(st) +
+         ")";
 }
+
+// Devices present and able to run this build's kernels: a device the binary has no image for
+// (an sm_75 card for an sm_80;90 build) or a driver too old for the runtime must not be chosen
+// by --device auto. Probed once per process; the error state is cleared afterwards.
+Availability probe() {
+  Availability a;
+  cudaError_t st = cudaGetDeviceCount(&a.count);
+  if (st != cudaSuccess) {
+    a.count = 0;
+    a.reason = describe("cudaGetDeviceCount", st);
+    (void)cudaGetLastError();
+    return a;
+  }
+  if (a.count == 0) {
+    a.reason = "cudaGetDeviceCount reports 0 devices";
+    return a;
+  }
+  int previous = 0;
+  cudaGetDevice(&previous);
+  for (int d = 0; d < a.count; ++d) {
+    cudaFuncAttributes attr{};
+    st = cudaSetDevice(d);
+    if (st == cudaSuccess) st = cudaFuncGetAttributes(&attr, probe_kernel);
+    if (st != cudaSuccess) {
+      cudaDeviceProp prop{};
+      const bool named = cudaGetDeviceProperties(&prop, d) == cudaSuccess;
+      a.reason = "CUDA device " + std::to_string(d) +
+                 (named ? " (" + std::string(prop.name) + ", sm_" + std::to_string(prop.major) +
+                              std::to_string(prop.minor) + ")"
+                        : std::string()) +
+                 " cannot run this build's kernels: " + describe("cudaFuncGetAttributes", st);
+      a.count = d;  // devices before it are usable (device ordinals stay contiguous)
+      break;
+    }
+  }
+  (void)cudaGetLastError();
+  cudaSetDevice(previous);
+  if (a.count > 0) a.reason.clear();
+  return a;
+}
+
+const Availability& availability() {
+  static const Availability a = probe();
+  return a;
+}
+
+}  // namespace
+
+int cuda_runtime_device_count() { return availability().count; }
+std::string cuda_unavailable_reason() { return availability().reason; }
 
 CudaDeviceInfo cuda_device_info(int device) {
   cudaDeviceProp prop{};

@@ -16,7 +16,7 @@ inline bool cuda_available(std::string* why) {
     return false;
   }
   if (cuda_device_count() == 0) {
-    *why = "cudaGetDeviceCount reports no usable device (no GPU or no driver)";
+    *why = cuda_unavailable_reason();
     return false;
   }
   return true;

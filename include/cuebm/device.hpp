@@ -26,12 +26,19 @@ struct Device {
 Device parse_device(const std::string& text);
 // True when this library was built with its CUDA backend.
 bool built_with_cuda();
-// Number of usable CUDA devices (0 in a CPU-only build or without a driver).
+// Number of usable CUDA devices: 0 in a CPU-only build, without a driver or device, with a
+// driver too old for the runtime, or when device 0 has no image of this build's kernels (a
+// probe kernel's attributes are queried once). Device::default_device() then picks the CPU.
 int cuda_device_count();
+// Why no CUDA device is usable, naming the CUDA error; empty when one is.
+std::string cuda_unavailable_reason();
 // Throws InvalidArgument when `device` cannot be used here, naming why.
 void check_device(const Device& device);
 
-// Threads of the CPU backend (OpenMP). Results never depend on it.
+// Threads of the CPU backend, the calling thread included (default: OMP_NUM_THREADS when set,
+// else the processors this process may run on). Results never depend on it. The threads claim
+// blocks of rows one at a time and sleep after a short spin, so a core taken by another program
+// slows a run down instead of stalling it (host/thread_pool.hpp).
 void set_num_threads(int threads);
 int num_threads();
 

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -90,6 +91,9 @@ cudaError_t submit_launch(const LaunchConfig& cfg, const void* kernel,
                           const KernelAttributes& attributes, const char* file, int line,
                           std::function<void()> body);
 KernelAttributes probe_kernel(const std::function<void()>& call);
+// The message of the device fault that made the context fail (empty when none); cleared, with
+// the fault, by cudaDeviceReset. For the emulator's own tests.
+std::string last_fault();
 
 template <class... P, class... A>
 cudaError_t launch(const char* file, int line, const LaunchConfig& cfg, void (*kernel)(P...),

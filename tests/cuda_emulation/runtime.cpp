@@ -90,6 +90,8 @@ const DeviceModelInfo kModels[] = {
      85198045184ull, 41943040},
     {"sm89", "NVIDIA L40S (emulated)", 8, 9, 142, 101376, 102400, 1536, 24, 48305799168ull,
      100663296},
+    // A card this project's binaries carry no image for (built for sm_80 and up).
+    {"t4", "Tesla T4 (emulated)", 7, 5, 40, 65536, 65536, 1024, 16, 15642329088ull, 4194304},
 };
 
 std::vector<const DeviceModelInfo*> load_devices() {
@@ -106,7 +108,7 @@ std::vector<const DeviceModelInfo*> load_devices() {
       if (key == m.key) found = &m;
     if (!found) {
       std::fprintf(stderr,
-                   "CUEMU_DEVICES: unknown device '%s' (known: h200, h100, a100, sm89, or none)\n",
+                   "CUEMU_DEVICES: unknown device '%s' (known: h200, h100, a100, sm89, t4, or none)\n",
                    key.c_str());
       std::abort();
     }
@@ -300,9 +302,14 @@ cudaError_t enqueue(cudaStream_t stream, std::function<void()> op, const char* w
   return enqueue_locked(s, std::move(op), what);
 }
 
+std::string g_fault;
+
 void set_sticky_error(cudaError_t code, const std::string& message) {
   std::fprintf(stderr, "CUDA emulation: %s\n", message.c_str());
-  if (g_sticky == cudaSuccess) g_sticky = code;
+  if (g_sticky == cudaSuccess) {
+    g_sticky = code;
+    g_fault = message;
+  }
 }
 
 cudaError_t record_error(cudaError_t code) { return fail(code); }
@@ -540,6 +547,19 @@ cudaError_t cudaDeviceSynchronize() {
   if (capture_forbids_call()) return fail(cudaErrorStreamCaptureUnsupported);
   flush_device(tl_device);
   return g_sticky;
+}
+
+// Clears a failed context (the emulator's tests provoke faults on purpose): the fault is
+// forgotten and the current device's pending work dropped. Allocations stay valid.
+cudaError_t cudaDeviceReset() {
+  Lock lock(g_mu);
+  g_sticky = cudaSuccess;
+  g_fault.clear();
+  tl_last = cudaSuccess;
+  legacy(tl_device)->queue.clear();
+  for (CUstream_st* s : g_streams)
+    if (s->device == tl_device) s->queue.clear();
+  return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
@@ -912,6 +932,7 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
 cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void* func) {
   CUEMU_ENTER();
   if (!attr || !func) return fail(cudaErrorInvalidDeviceFunction);
+  if (devices()[tl_device]->major < 8) return fail(cudaErrorNoKernelImageForDevice);
   std::memset(attr, 0, sizeof *attr);
   attr->maxThreadsPerBlock = 1024;
   attr->numRegs = 32;
@@ -927,6 +948,11 @@ cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void* func) {
 // ---- Launches ----
 namespace cuemu {
 
+std::string last_fault() {
+  Lock lock(g_mu);
+  return g_fault;
+}
+
 cudaError_t submit_launch(const LaunchConfig& cfg, const void* kernel,
                           const KernelAttributes& attributes, const char* file, int line,
                           std::function<void()> body) {
@@ -935,6 +961,7 @@ cudaError_t submit_launch(const LaunchConfig& cfg, const void* kernel,
   CUstream_st* s = resolve(cfg.stream);
   if (!s) return fail(cudaErrorInvalidResourceHandle);
   if (s->device != tl_device) return fail(cudaErrorInvalidResourceHandle);
+  if (devices()[tl_device]->major < 8) return fail(cudaErrorNoKernelImageForDevice);
   const cudaDeviceProp p = make_properties(*devices()[tl_device]);
   const dim3 b = cfg.block, g = cfg.grid;
   const uint64_t threads = uint64_t{b.x} * b.y * b.z;
