@@ -19,6 +19,8 @@
 #include "cuebm/device.hpp"
 #include "cuebm/npy.hpp"
 #include "cuebm/safetensors.hpp"
+#include "cuda_skip.hpp"
+#include "test_paths.hpp"
 
 #ifndef CUEBM_CLI_PATH
 #error "CUEBM_CLI_PATH must name the cuebm binary"
@@ -54,7 +56,7 @@ class CliTest : public ::testing::Test {
 
   // Runs cuebm with `args` (no terminal: stdout and stderr go to files).
   CliRun cuebm(const std::string& args) const {
-    const std::string cmd = std::string(CUEBM_CLI_PATH) + " " + args + " >" + path("stdout") +
+    const std::string cmd = testing_support::cli_path() + " " + args + " >" + path("stdout") +
                             " 2>" + path("stderr") + " </dev/null";
     const int status = std::system(cmd.c_str());
     CliRun r;
@@ -542,6 +544,38 @@ TEST_F(CliTest, TrainWritesTheReportInTheOutputFolder) {
                           "\"iterations\": 1", "\"diverged\": false", "\"modes_total\": 4"})
     EXPECT_TRUE(contains(report, key)) << key << "\n" << report;
   EXPECT_TRUE(files_starting(out, "report.json.tmp").empty());
+}
+
+// --device cuda through the command (GPU builds, and the emulated GPU in CI): eval agrees with
+// the CPU backend to the GPU tests' tolerance (1e-4 + 1e-4 |E|, tests/test_cuda.cpp); sample
+// and a short training run complete on the device.
+TEST_F(CliTest, DeviceCudaEvalSampleAndTrain) {
+  CUEBM_REQUIRE_CUDA();
+  const std::string model = save_model("m.safetensors");
+  const std::string x = write_points("x.npy", 300, 2);
+  const CliRun r = cuebm("eval --device cuda --model " + model + " -i " + x + " -e " +
+                         path("e.npy") + " -g " + path("g.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Mlp m = load_mlp(model);
+  const NpyArray pts = read_npy(x);
+  std::vector<float> e(300), g(600);
+  m.gradient(pts.data.data(), 300, g.data(), e.data());
+  const NpyArray e_gpu = read_npy(path("e.npy")), g_gpu = read_npy(path("g.npy"));
+  ASSERT_EQ(e_gpu.data.size(), e.size());
+  for (std::size_t i = 0; i < e.size(); ++i)
+    EXPECT_NEAR(e_gpu.data[i], e[i], 1e-4 + 1e-4 * std::fabs(e[i])) << i;
+  for (std::size_t i = 0; i < g.size(); ++i)
+    EXPECT_NEAR(g_gpu.data[i], g[i], 1e-4 + 1e-4 * std::fabs(g[i])) << i;
+  const CliRun s = cuebm("sample --device cuda --model " + model +
+                         " --chains 100 --steps 20 --step-size 0.01 -o " + path("s.npy"));
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(read_npy(path("s.npy")).shape, (std::vector<int64_t>{100, 2}));
+  std::ofstream(path("cfg.json")) << kSmallTrain;
+  const CliRun t = cuebm("train --device cuda --config " + path("cfg.json") +
+                         " --epochs 2 --progress none --no-output --model " + path("t.safetensors"));
+  ASSERT_EQ(t.code, 0) << t.err << t.out;
+  const Mlp trained = load_mlp(path("t.safetensors"));
+  for (float v : trained.parameters()) ASSERT_TRUE(std::isfinite(v));
 }
 
 }  // namespace
