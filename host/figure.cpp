@@ -1,7 +1,12 @@
 // Density figures drawn with cairo; see include/cuebm/figure.hpp.
 #include "cuebm/figure.hpp"
 
+#ifndef CUEBM_HAVE_CAIRO  // set by CMakeLists.txt
+#define CUEBM_HAVE_CAIRO 1
+#endif
+#if CUEBM_HAVE_CAIRO
 #include <cairo.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +30,7 @@ constexpr const char* kFont = "DejaVu Sans";
 constexpr double kPi = std::numbers::pi;
 constexpr const char* kMinus = "\xe2\x88\x92";  // U+2212, as matplotlib writes negative labels
 
+#if CUEBM_HAVE_CAIRO  // the colours (without cairo only the arguments are checked)
 struct Rgb {
   double r, g, b;
 };
@@ -67,6 +73,7 @@ Rgb band_colour(int k) { return viridis(static_cast<double>(k) / (kLevels - 1));
 int band_of(double v) {
   return std::clamp(static_cast<int>(std::floor(v * kLevels)), 0, kLevels - 1);
 }
+#endif  // CUEBM_HAVE_CAIRO
 
 std::string num(double v) {
   char buf[64];
@@ -148,6 +155,8 @@ Layout make_layout(const DensityFigure& fig) {
             bar_x0 - static_cast<int>(std::lround(36 * s)), bottom};
   return l;
 }
+
+#if CUEBM_HAVE_CAIRO  // the drawing code
 
 // Tick positions: multiples of a 1-2-2.5-5 step giving about `target` ticks in [lo, hi].
 struct Ticks {
@@ -462,6 +471,8 @@ void write_png_atomic(cairo_surface_t* surface, const std::string& path) {
   }
 }
 
+#endif  // CUEBM_HAVE_CAIRO
+
 }  // namespace
 
 PixelRect density_plot_area(const DensityFigure& fig) {
@@ -472,6 +483,12 @@ PixelRect density_plot_area(const DensityFigure& fig) {
 void write_density_png(const DensityFigure& fig, const std::string& path) {
   if (path.empty()) invalid("path is empty");
   check_figure(fig);
+#if !CUEBM_HAVE_CAIRO
+  throw InvalidArgument(
+      "write_density_png: built without cairo (configure cuEBM with cairo, e.g. "
+      "Debian's libcairo2-dev, to draw figures); '" +
+      path + "' not written");
+#else
   const Layout l = make_layout(fig);
 
   std::unique_ptr<cairo_surface_t, SurfaceDeleter> surface(
@@ -506,6 +523,7 @@ void write_density_png(const DensityFigure& fig, const std::string& path) {
   }
   cairo_surface_flush(surface.get());
   write_png_atomic(surface.get(), path);
+#endif  // CUEBM_HAVE_CAIRO
 }
 
 }  // namespace cuebm
