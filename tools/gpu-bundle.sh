@@ -84,7 +84,15 @@ TARGETS=(cuebm_tests bench_cuebm fp32_peak cuebm_cli cuda_app custom_energy_cuda
 if ((DO_BUILD)); then
   say "building ${TARGETS[*]} with -j $JOBS (the fused kernels take minutes each)"
   cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || die "build failed"
+  # What the binaries were built from (a later --no-build repack reports this, not its own).
+  {
+    echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)" \
+      "$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '(working tree had changes)')"
+    echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  } >"$BUILD/gpu-bundle-build-info.txt"
 fi
+[[ -f $BUILD/gpu-bundle-build-info.txt ]] ||
+  die "$BUILD was not built by this script (no gpu-bundle-build-info.txt): run without --no-build"
 for b in "${REQUIRED[@]}"; do
   [[ -x $BUILD/bin/$b ]] || die "$BUILD/bin/$b was not built"
 done
@@ -206,9 +214,8 @@ printf '%s\n' "${summary[@]}"
 GLIBC_NEED=$(objdump -T "$OUTDIR"/bin/* "$OUTDIR"/lib/* 2>/dev/null | grep -o 'GLIBC_[0-9.]*' |
   sort -uV | tail -1)
 {
-  echo "cuEBM GPU bundle, made $(date -u +%Y-%m-%dT%H:%M:%SZ) by tools/gpu-bundle.sh"
-  echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)" \
-    "$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '(working tree had changes)')"
+  echo "cuEBM GPU bundle, packed $(date -u +%Y-%m-%dT%H:%M:%SZ) by tools/gpu-bundle.sh"
+  cat "$BUILD/gpu-bundle-build-info.txt"
   echo "build: Release, CUEBM_CUDA_ARCHITECTURES=90 (sm_90 SASS + compute_90 PTX)," \
     "CPU code -march=$MARCH"
   echo "nvcc: $("$CUDA_HOME/bin/nvcc" --version | tail -1)"
