@@ -1,6 +1,7 @@
 #include "bench_common.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <numbers>
 #include <random>
 #include <sstream>
@@ -60,6 +61,30 @@ LangevinMlpCase parse_langevin_case(const std::string& text) {
   c.spec.activation = fields.size() == 4 ? parse_activation(fields[3]) : Activation::kReLU;
   validate_mlp_spec(c.spec);
   return c;
+}
+
+ThreadPolicy parse_thread_policy(const std::string& text) {
+  ThreadPolicy p;
+  p.pool = detail::pool_policy();
+  if (text == "openmp") {
+    p.label = text;
+    p.runtime = detail::CpuRuntime::kOpenMp;
+    return p;
+  }
+  if (text != "pool") {
+    // pool:IDLE_US:JOIN_US[:ADAPT]; ADAPT left out keeps the current setting.
+    int idle = -1, join = -1, adapt = p.pool.adapt ? 1 : 0, used = 0;
+    const int fields =
+        std::sscanf(text.c_str(), "pool:%d:%d%n:%d%n", &idle, &join, &used, &adapt, &used);
+    if (fields < 2 || used != static_cast<int>(text.size()) || idle < 0 || join < 0 ||
+        (adapt != 0 && adapt != 1))
+      throw std::invalid_argument("--cuebm_thread_policy: '" + text +
+                                  "' is not openmp, pool or pool:IDLE_US:JOIN_US[:ADAPT]");
+    p.pool = {idle, join, adapt == 1};
+  }
+  p.label = "pool:" + std::to_string(p.pool.idle_spin_us) + ":" +
+            std::to_string(p.pool.join_spin_us) + ":" + (p.pool.adapt ? "1" : "0");
+  return p;
 }
 
 std::vector<float> normal_rows(int64_t n, int dim, uint64_t seed, float scale) {

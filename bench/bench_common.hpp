@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../host/thread_pool.hpp"
 #include "cuebm/activation.hpp"
 #include "cuebm/device.hpp"
 #include "cuebm/mlp.hpp"
@@ -18,12 +19,23 @@ struct LangevinMlpCase {
   int k = 10;
 };
 
+// A way of running the CPU backend's parallel loops (--cuebm_thread_policy).
+struct ThreadPolicy {
+  std::string label;  // "openmp" or "pool:IDLE_US:JOIN_US:ADAPT"
+  detail::CpuRuntime runtime = detail::CpuRuntime::kPool;
+  detail::PoolPolicy pool;
+};
+
 // What main() decided: the devices to register and the extra workloads asked for.
 struct BenchConfig {
   std::vector<Device> devices;         // Device::cpu() first, then each CUDA device used
   bool full_matrix = false;            // --cuebm_full: every D x width x batch x k case
   std::vector<LangevinMlpCase> extra;  // --cuebm_langevin=D-h1-..-1:batch:k[:activation]
   uint64_t seed = 20240611;
+  // --cuebm_thread_policy: the tutorial's CD-10 iteration under each policy and thread count
+  // (ThreadPolicy/... benchmarks; compare them with --benchmark_enable_random_interleaving).
+  std::vector<ThreadPolicy> thread_policies;
+  std::vector<int> policy_threads;
 };
 
 // "2-64-64-1_relu": the MLP's widths and activation, as the benchmark names spell them.
@@ -51,5 +63,10 @@ std::vector<float> training_rows(int64_t n, int dim, uint64_t seed);
 void register_langevin_benchmarks(const BenchConfig& config);
 void register_cd_benchmarks(const BenchConfig& config);
 void register_energy_benchmarks(const BenchConfig& config);
+void register_thread_policy_benchmarks(const BenchConfig& config);
+
+// "openmp", "pool" (the default policy) or "pool:IDLE_US:JOIN_US[:ADAPT]" (ADAPT 0 or 1);
+// throws std::invalid_argument.
+ThreadPolicy parse_thread_policy(const std::string& text);
 
 }  // namespace cuebm::bench

@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """Builds compare.sh's table from the JSON outputs (standard library only).
 
-  compare_table.py --cuebm bench.json [--peak peak.json] [--torch torch.jsonl]
-                   [--torchebm torchebm.jsonl] [--device cpu] [--note TEXT ...]
+  compare_table.py --cuebm T=bench.json [--cuebm T=...] [--torch T=torch.jsonl ...]
+                   [--torchebm T=torchebm.jsonl ...] [--peak peak.json] [--device cpu]
+                   [--load-start X] [--busy] [--note TEXT ...]
 
-bench.json is bench_cuebm's --benchmark_format=json output (medians are used when it holds
-repetitions); the torch files hold the JSON lines of torch_langevin.py and torchebm_tutorial.py.
-Rows are matched by workload name (bench_cuebm's name less the _CPU / _CUDA suffix).
+T is the thread count the file was measured with (a bare path: the count recorded in the
+file). bench.json is bench_cuebm's --benchmark_format=json output (medians are used when it
+holds repetitions); the torch files hold the JSON lines of torch_langevin.py and
+torchebm_tutorial.py. Rows are matched by workload name (bench_cuebm's name less the _CPU /
+_CUDA suffix). Each side's fastest thread count gives its cell and the ratio; a second table
+lists every configuration.
 """
 
 import argparse
@@ -16,6 +20,12 @@ import re
 import sys
 
 UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def split_tagged(text):
+    """'2=path' -> (2, path); 'path' -> (None, path)."""
+    m = re.match(r"^(\d+)=(.*)$", text)
+    return (int(m.group(1)), m.group(2)) if m else (None, text)
 
 
 def read_json_lines(path):
@@ -42,7 +52,9 @@ def read_json_lines(path):
 
 
 def read_cuebm(path):
-    """{workload: {"seconds", "gflops", "items_per_s"}} and the benchmark context."""
+    """{(workload, device): {"seconds", "gflops", ...}} and the benchmark context."""
+    if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return {}, {}
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     runs, medians = {}, {}
@@ -59,9 +71,7 @@ def read_cuebm(path):
         unit = UNIT_SECONDS[b.get("time_unit", "ns")]
         entry = {
             "seconds": b["real_time"] * unit,
-            "cpu_seconds": b["cpu_time"] * unit,  # the main thread's
             "gflops": b.get("GFLOP"),
-            "items_per_s": b.get("items_per_second"),
         }
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
@@ -91,20 +101,72 @@ def throughput(name, seconds):
     return f"{seconds * 1e3:.3g} ms/it"
 
 
+def best(by_threads):
+    """(threads, seconds) of the fastest configuration in {threads: seconds}, or None."""
+    if not by_threads:
+        return None
+    return min(by_threads.items(), key=lambda kv: kv[1])
+
+
+def markdown(header, rows):
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    out = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths)) + " |"]
+    out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        out.append("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cuebm", required=True)
+    parser.add_argument("--cuebm", action="append", default=[], required=True)
+    parser.add_argument("--torch", action="append", default=[])
+    parser.add_argument("--torchebm", action="append", default=[])
     parser.add_argument("--peak")
-    parser.add_argument("--torch")
-    parser.add_argument("--torchebm")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--load-start", type=float)
+    parser.add_argument("--busy", action="store_true", help="mark the table as busy-machine")
     parser.add_argument("--note", action="append", default=[])
     args = parser.parse_args()
 
     suffix = "CPU" if args.device == "cpu" else "CUDA"
-    runs, context = read_cuebm(args.cuebm)
-    eager, eager_info, eager_error = read_json_lines(args.torch)
-    tebm, tebm_info, tebm_error = read_json_lines(args.torchebm)
+    lines = []
+    # {impl: {workload: {threads: seconds}}}, and {threads: gflops} for cuEBM.
+    times = {"cuEBM": {}, "eager": {}, "TorchEBM": {}}
+    gflops = {}
+    errors = {}
+    context = {}
+    for tagged in args.cuebm:
+        threads, path = split_tagged(tagged)
+        runs, ctx = read_cuebm(path)
+        context = context or ctx
+        if threads is None:
+            threads = int(ctx.get("cuebm_threads", 0) or 0)
+        for (name, dev), run in runs.items():
+            if dev != suffix:
+                continue
+            if "error" in run:
+                errors[name] = run["error"]
+                continue
+            times["cuEBM"].setdefault(name, {})[threads] = run["seconds"]
+            if run.get("gflops"):
+                gflops.setdefault(name, {})[threads] = run["gflops"]
+    infos, peer_errors = {}, []
+    for impl, files in (("eager", args.torch), ("TorchEBM", args.torchebm)):
+        ran = False
+        for tagged in files:
+            threads, path = split_tagged(tagged)
+            records, info, error = read_json_lines(path)
+            infos[impl] = infos.get(impl) or info
+            if error:
+                peer_errors.append(f"{impl} at {threads} thread(s) did not run: {error}")
+            for name, rec in records.items():
+                t = threads if threads is not None else rec.get("threads", 0)
+                times[impl].setdefault(name, {})[t] = rec["seconds_per_iter"]
+                ran = True
+        if files and not ran and not any(e.startswith(impl) for e in peer_errors):
+            peer_errors.append(f"{impl}: no results")
+
     peak = {}
     if args.peak and os.path.exists(args.peak):
         with open(args.peak, encoding="utf-8") as f:
@@ -112,101 +174,124 @@ def main():
         if text:
             peak = json.loads(text.splitlines()[-1])
 
-    threads = context.get("cuebm_threads", "?")
-    load = (context.get("load_avg") or [None])[0]
+    def peak_at(threads):
+        """fp32_peak's GFLOP/s for `threads` threads (1 or the count it ran with)."""
+        if not peak:
+            return None
+        if threads == 1:
+            return peak["per_core_gflops"]
+        return peak["total_gflops"] if threads == peak["threads"] else None
+
     cores = context.get("num_cpus")
-    print(
-        f"device: {args.device}; threads: {threads}; cores: {cores}; 1-minute load average "
-        f"when bench_cuebm started: {load:.2f}" if load is not None else ""
+    load = args.load_start
+    if args.busy:
+        lines.append(
+            f"**measured on a busy machine (load {load:.2f})**: every program shared its cores "
+            "with other work; these are not idle-machine numbers"
+            if load is not None
+            else "**measured on a busy machine**"
+        )
+    all_threads = sorted({t for impl in times.values() for w in impl.values() for t in w})
+    lines.append(
+        f"device: {args.device}; cores: {cores}; threads tried: "
+        f"{', '.join(str(t) for t in all_threads)}; 1-minute load average at the start: "
+        + (f"{load:.2f}" if load is not None else "?")
     )
     if peak:
-        print(
+        lines.append(
             f"FP32 FMA peak ({peak['isa']}, {peak['vector_bits']}-bit): "
-            f"{peak['per_core_gflops']:.1f} GFLOP/s per core, "
-            f"{peak['total_gflops']:.1f} GFLOP/s on {peak['threads']} threads "
-            f"(by wall clock under the current load: {peak['wall_total_gflops']:.1f})"
+            f"{peak['per_core_gflops']:.1f} GFLOP/s on 1 thread, "
+            f"{peak['total_gflops']:.1f} GFLOP/s on {peak['threads']} threads"
         )
+    lines.append(f"cuEBM CPU runtime: {context.get('cuebm_cpu_runtime', '?')}")
+    eager_info = infos.get("eager")
     if eager_info:
-        print(
-            f"PyTorch {eager_info.get('torch')} eager, {eager_info.get('threads')} threads, "
-            f"BLAS_INFO={eager_info.get('blas_info')}, loaded: "
-            f"{', '.join(os.path.basename(p) for p in eager_info.get('blas_loaded', [])) or '?'}"
+        loaded = [os.path.basename(p) for p in eager_info.get("blas_loaded", [])]
+        optimised = any(re.search(r"openblas|mkl|blis", n) for n in loaded)
+        lines.append(
+            f"PyTorch {eager_info.get('torch')} eager, BLAS_INFO={eager_info.get('blas_info')}, "
+            f"loaded: {', '.join(loaded) or '?'}"
+            + (
+                ""
+                if optimised
+                else " (the REFERENCE BLAS: PyTorch runs 5 to 20 times slower than with OpenBLAS;"
+                " not a fair peer)"
+            )
         )
+    tebm_info = infos.get("TorchEBM")
     if tebm_info:
-        print(f"TorchEBM {tebm_info.get('torchebm')} on torch {tebm_info.get('torch')}")
-    print()
+        lines.append(f"TorchEBM {tebm_info.get('torchebm')} on torch {tebm_info.get('torch')}")
+    lines.append("")
 
-    # At one thread CPU time is the time the work actually ran, whatever else shares the
-    # machine: then a CPU-time ratio and peak fraction are shown as well.
-    single = str(threads) == "1" and args.device == "cpu"
+    def cell(impl, name):
+        b = best(times[impl].get(name))
+        return None if b is None else (b[0], b[1])
+
     header = ["workload", "cuEBM", "PyTorch eager", "TorchEBM", "ratio", "% FP32 peak"]
-    if single:
-        header += ["ratio by CPU time", "% peak by CPU time"]
     rows = []
-    for (name, dev), run in sorted(runs.items(), key=lambda kv: row_order(kv[0][0])):
-        if dev != suffix:
+    names = set(times["cuEBM"]) | set(errors)
+    for name in sorted(names, key=row_order):
+        if name in errors:
+            rows.append([name, "error: " + errors[name]] + [""] * (len(header) - 2))
             continue
-        if "error" in run:
-            rows.append([name, "error: " + run["error"]] + [""] * (len(header) - 2))
-            continue
-        sec = run["seconds"]
-        cells = [name, throughput(name, sec)]
+        ours = cell("cuEBM", name)
+        cells = [name, f"{throughput(name, ours[1])} ({ours[0]} thr)"]
         ratios = []
-        for peer, label in ((eager, "eager"), (tebm, "TorchEBM")):
-            rec = peer.get(name)
-            if rec:
-                cells.append(throughput(name, rec["seconds_per_iter"]))
-                ratios.append(f"{rec['seconds_per_iter'] / sec:.1f}x vs {label}")
+        for impl in ("eager", "TorchEBM"):
+            theirs = cell(impl, name)
+            if theirs:
+                cells.append(f"{throughput(name, theirs[1])} ({theirs[0]} thr)")
+                ratios.append(f"{theirs[1] / ours[1]:.1f}x vs {impl}")
             else:
                 cells.append("-")
         cells.append(", ".join(ratios) or "-")
         pct = "-"
-        if peak and run.get("gflops") and name.startswith("Langevin"):
-            pct = f"{100.0 * run['gflops'] / peak['total_gflops']:.1f}% ({run['gflops']:.1f} GF/s)"
+        g = gflops.get(name, {}).get(ours[0])
+        p = peak_at(ours[0])
+        if g and p and name.startswith("Langevin"):
+            pct = f"{100.0 * g / p:.1f}% ({g:.1f} GF/s)"
         cells.append(pct)
-        if single:
-            cpu = run["cpu_seconds"]
-            cpu_ratios = [
-                f"{peer[name]['cpu_seconds_per_iter'] / cpu:.1f}x vs {label}"
-                for peer, label in ((eager, "eager"), (tebm, "TorchEBM"))
-                if name in peer and "cpu_seconds_per_iter" in peer[name]
-            ]
-            cells.append(", ".join(cpu_ratios) or "-")
-            cells.append(
-                f"{100.0 * run['gflops'] * sec / cpu / peak['total_gflops']:.1f}%"
-                if peak and run.get("gflops") and name.startswith("Langevin")
-                else "-"
-            )
         rows.append(cells)
+    lines += markdown(header, rows)
+    lines.append("")
+    lines.append(
+        "Each cell is that implementation at its fastest thread count (in brackets); ratio: the"
+    )
+    lines.append(
+        "peer's best time per iteration over cuEBM's best (same work); > 1: cuEBM is faster."
+    )
+    lines.append(
+        "% FP32 peak: cuEBM's GFLOP/s (4 * sum w_i w_i+1 FLOP per chain-step) over fp32_peak's"
+    )
+    lines.append("  figure for the same thread count.")
+    lines.append("")
 
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    print(line(header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
-    print()
-    print("ratio: the peer's time per iteration over cuEBM's (same work); > 1: cuEBM is faster.")
-    print("% FP32 peak: cuEBM's GFLOP/s (4 * sum w_i w_i+1 FLOP per chain-step) over the")
-    print("  fp32_peak total for the same thread count.")
-    if single:
-        print("by CPU time: the same with each program's CPU seconds instead of wall seconds")
-    notes = list(args.note)
-    if eager_error:
-        notes.append(f"PyTorch eager did not run: {eager_error}")
-    elif not eager and args.torch and os.path.exists(args.torch):
-        notes.append("PyTorch eager: no results")
-    if tebm_error:
-        notes.append(f"TorchEBM did not run: {tebm_error}")
-    elif not tebm and args.torchebm and os.path.exists(args.torchebm):
-        notes.append("TorchEBM: no results")
-    if load is not None and cores and load > 0.5 * cores:
-        notes.append(
-            f"the machine was busy (load average {load:.1f} on {cores} cores when bench_cuebm "
-            "started): every program shared its cores, and multi-threaded timings suffer most"
-        )
+    # Every configuration, so the choice of the best is visible.
+    header2 = ["workload"]
+    columns = []
+    for impl in ("cuEBM", "eager", "TorchEBM"):
+        ts = sorted({t for w in times[impl].values() for t in w})
+        for t in ts:
+            header2.append(f"{impl}, {t} thr")
+            columns.append((impl, t))
+    rows2 = []
+    for name in sorted(names - set(errors), key=row_order):
+        r = [name]
+        for impl, t in columns:
+            s = times[impl].get(name, {}).get(t)
+            r.append(throughput(name, s) if s else "-")
+        rows2.append(r)
+    lines.append("Every configuration:")
+    lines.append("")
+    lines += markdown(header2, rows2)
+    lines.append("")
+
+    notes = list(peer_errors) + list(args.note)
+    if load is not None and load > 0.5 and not args.busy:
+        notes.append(f"the 1-minute load average was {load:.2f} at the start (above 0.5)")
     for n in notes:
-        print("note: " + n)
+        lines.append("note: " + n)
+    print("\n".join(lines))
     return 0
 
 

@@ -8,7 +8,9 @@ GaussianMixtureDataset) and samples 500 chains x 500 steps with the same sampler
 Prints JSON lines: {"info": ...}, then
   {"name": "CD10/mlp:2-64-64-1_relu/batch:256", "impl": "torchebm", "seconds_per_iter", ...}
   {"name": "Langevin/mlp:2-64-64-1_relu/batch:500/k:500", "impl": "torchebm", ...}
-or {"error": why} (exit status 3) when TorchEBM cannot run here.
+or {"error": why} (exit status 3) when TorchEBM cannot run here (--check tests only that).
+Install (torch from Debian, as root: apt-get install -y python3-torch):
+  /usr/bin/python3 -m pip install --break-system-packages --no-deps torchebm==0.3.17
 """
 
 import argparse
@@ -68,6 +70,9 @@ def main():
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--no-sample", action="store_true", help="skip the 500 x 500 sampling")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that TorchEBM imports (exit status)"
+    )
     args = parser.parse_args()
 
     (
@@ -77,6 +82,9 @@ def main():
         ContrastiveDivergence,
         LangevinDynamics,
     ) = import_torchebm()
+    if args.check:
+        print(json.dumps({"info": {"torchebm": getattr(torchebm, "__version__", "unknown")}}))
+        return
     import torch
     from torch import nn
     from torch.utils.data import DataLoader

@@ -40,8 +40,7 @@ int64_t run_chains_cpu(const Energy& energy, float* x, int64_t n, const ChainPla
   const int stride = diagnostics_stride(dim);
   std::atomic<int64_t> first_bad{n};
 
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
+  parallel_for(blocks, [&](int64_t b) {
     float* scratch = thread_workspace(ws + (3 * dim + 1) * kRowBlock);
     float* x_t = scratch + ws;
     float* g_t = x_t + dim * kRowBlock;
@@ -102,7 +101,7 @@ int64_t run_chains_cpu(const Energy& energy, float* x, int64_t n, const ChainPla
         break;
       }
     }
-  }
+  });
   return first_bad.load() < n ? first_bad.load() : -1;
 }
 

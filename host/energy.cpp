@@ -23,8 +23,7 @@ void Energy::energy(const float* x, int64_t n, float* e) const {
   const int d = dim();
   const std::size_t ws = block_workspace_floats();
   const int64_t blocks = detail::num_blocks(n);
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
+  detail::parallel_for(blocks, [&](int64_t b) {
     float* scratch = detail::thread_workspace(ws + (d + 1) * kRowBlock);
     float* x_t = scratch + ws;
     float* e_t = x_t + d * kRowBlock;
@@ -32,7 +31,7 @@ void Energy::energy(const float* x, int64_t n, float* e) const {
     detail::load_block(x, row0, rows, d, x_t);
     block_energy(x_t, e_t, scratch);
     std::copy(e_t, e_t + rows, e + row0);
-  }
+  });
 }
 
 void Energy::gradient(const float* x, int64_t n, float* grad, float* e) const {
@@ -40,8 +39,7 @@ void Energy::gradient(const float* x, int64_t n, float* grad, float* e) const {
   const int d = dim();
   const std::size_t ws = block_workspace_floats();
   const int64_t blocks = detail::num_blocks(n);
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
+  detail::parallel_for(blocks, [&](int64_t b) {
     float* scratch = detail::thread_workspace(ws + (2 * d + 1) * kRowBlock);
     float* x_t = scratch + ws;
     float* g_t = x_t + d * kRowBlock;
@@ -51,7 +49,7 @@ void Energy::gradient(const float* x, int64_t n, float* grad, float* e) const {
     block_gradient(x_t, g_t, e_t, scratch);
     detail::store_block(g_t, row0, rows, d, grad);
     if (e) std::copy(e_t, e_t + rows, e + row0);
-  }
+  });
 }
 
 }  // namespace cuebm

@@ -111,8 +111,7 @@ void Mlp::parameter_gradient(const float* x, int64_t n, const float* coeff, floa
   thread_local std::vector<float> partial;
   if (partial.size() < static_cast<std::size_t>(chunks) * p) partial.resize(chunks * p);
   float* partials = partial.data();
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
+  detail::parallel_for(chunks, [&](int64_t c) {
     float* acc = partials + c * p;
     std::fill(acc, acc + p, 0.0f);
     float* scratch = detail::thread_workspace(layout_->floats + (d + 1) * kRowBlock);
@@ -124,7 +123,7 @@ void Mlp::parameter_gradient(const float* x, int64_t n, const float* coeff, floa
       for (int r = 0; r < kRowBlock; ++r) c_t[r] = r < rows ? coeff[row0 + r] : 0.0f;
       block_parameter_gradient(x_t, c_t, acc, scratch);
     }
-  }
+  });
   std::copy(partials, partials + p, grad);
   for (int64_t c = 1; c < chunks; ++c)
     for (std::size_t i = 0; i < p; ++i) grad[i] += partials[c * p + i];

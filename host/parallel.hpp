@@ -1,13 +1,28 @@
-// Helpers of the CPU backend: per-thread scratch and feature-major block transposes.
+// Helpers of the CPU backend: the parallel loop, per-thread scratch and feature-major block
+// transposes.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "cuebm/energy.hpp"
+#include "thread_pool.hpp"
 
 namespace cuebm::detail {
+
+// body(i) for every i in [0, n) on the CPU backend's threads (thread_pool.hpp): each index
+// runs exactly once, on any thread, in any order, so a body that writes only its own outputs
+// gives the same result for every thread count.
+template <class Body>
+void parallel_for(int64_t n, Body&& body) {
+  using B = std::remove_reference_t<Body>;
+  run_parallel(
+      n, [](void* context, int64_t i) { (*static_cast<B*>(context))(i); },
+      const_cast<void*>(static_cast<const void*>(std::addressof(body))));
+}
 
 // Scratch owned by the calling thread, grown on first use and then reused: loops that call
 // it allocate only the first time a thread needs that much.

@@ -37,8 +37,9 @@ void check_device(const Device& device);
 
 // Threads of the CPU backend, the calling thread included (default: OMP_NUM_THREADS when set,
 // else the processors this process may run on). Results never depend on it. The threads claim
-// blocks of rows one at a time and sleep after a short spin, so a core taken by another program
-// slows a run down instead of stalling it (host/thread_pool.hpp).
+// blocks of rows one at a time, sleep after a short spin, and fewer of them run while they keep
+// waiting for CPUs, so a core taken by another program slows a run down instead of stalling it
+// (host/thread_pool.hpp).
 void set_num_threads(int threads);
 int num_threads();
 
