@@ -13,7 +13,8 @@ set(CUEBM_EMU_REWRITE ${CUEBM_EMU_SOURCE_DIR}/rewrite.py)
 
 add_library(cuebm_cuda_emulation STATIC
   ${CUEBM_EMU_SOURCE_DIR}/cublas.cpp ${CUEBM_EMU_SOURCE_DIR}/fiber.cpp
-  ${CUEBM_EMU_SOURCE_DIR}/runtime.cpp ${CUEBM_EMU_SOURCE_DIR}/scheduler.cpp)
+  ${CUEBM_EMU_SOURCE_DIR}/racecheck.cpp ${CUEBM_EMU_SOURCE_DIR}/runtime.cpp
+  ${CUEBM_EMU_SOURCE_DIR}/scheduler.cpp)
 target_include_directories(cuebm_cuda_emulation PUBLIC ${CUDAToolkit_INCLUDE_DIRS})
 target_link_libraries(cuebm_cuda_emulation PUBLIC Threads::Threads
                       PRIVATE $<BUILD_INTERFACE:cuebm_warnings> $<BUILD_INTERFACE:cuebm_options>)
@@ -39,6 +40,26 @@ foreach(header ${_cuebm_emu_header_candidates})
 endforeach()
 add_custom_target(cuebm_emulated_headers DEPENDS ${CUEBM_EMU_HEADERS})
 
+# The shared-memory race check instruments the emulated sources' loads and stores with GCC's
+# ThreadSanitizer instrumentation (hooks in racecheck.cpp, no TSan runtime). It cannot be
+# combined with AddressSanitizer, so the sanitizer build goes without it.
+set(_racecheck_default ON)
+if(CUEBM_SANITIZE)
+  set(_racecheck_default OFF)
+endif()
+option(CUEBM_CUDA_EMULATION_RACECHECK "Check the emulated kernels for shared-memory races"
+       ${_racecheck_default})
+set(CUEBM_EMU_EXTRA_OPTIONS)
+if(CUEBM_CUDA_EMULATION_RACECHECK)
+  if(CUEBM_SANITIZE)
+    message(FATAL_ERROR "CUEBM_CUDA_EMULATION_RACECHECK cannot be combined with CUEBM_SANITIZE")
+  endif()
+  # The instrumentation defeats GCC's flow analysis: -Wmaybe-uninitialized then flags arrays
+  # filled through a call (custom_energy_cuda.hpp's gradient), which the nvcc build does not.
+  set(CUEBM_EMU_EXTRA_OPTIONS -fsanitize=thread --param=tsan-instrument-func-entry-exit=0
+                              -Wno-maybe-uninitialized)
+endif()
+
 # cuebm_emulate_cuda(TARGET sources...): adds the rewritten .cu sources to TARGET, compiled as
 # C++ with the emulation header force-included, and links the emulated runtime.
 function(cuebm_emulate_cuda target)
@@ -55,7 +76,7 @@ function(cuebm_emulate_cuda target)
     # Quote includes: the rewritten headers first (-iquote precedes -I), then the original
     # folder for the headers included relative to the source.
     set_source_files_properties(${out} PROPERTIES COMPILE_OPTIONS
-      "-include;${CUEBM_EMU_SOURCE_DIR}/cuda_emulation.hpp;-iquote;${CUEBM_EMU_OUT_DIR}/include;-iquote;${dir};-Wno-unknown-pragmas")
+      "-include;${CUEBM_EMU_SOURCE_DIR}/cuda_emulation.hpp;-iquote;${CUEBM_EMU_OUT_DIR}/include;-iquote;${dir};-Wno-unknown-pragmas;${CUEBM_EMU_EXTRA_OPTIONS}")
     list(APPEND outputs ${out})
   endforeach()
   target_sources(${target} PRIVATE ${outputs})

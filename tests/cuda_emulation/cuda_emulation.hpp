@@ -94,6 +94,9 @@ KernelAttributes probe_kernel(const std::function<void()>& call);
 // The message of the device fault that made the context fail (empty when none); cleared, with
 // the fault, by cudaDeviceReset. For the emulator's own tests.
 std::string last_fault();
+// True when the shared-memory race check runs (the sources are instrumented and
+// CUEMU_RACECHECK is not 0).
+bool racecheck_enabled_at_run_time();
 
 template <class... P, class... A>
 cudaError_t launch(const char* file, int line, const LaunchConfig& cfg, void (*kernel)(P...),

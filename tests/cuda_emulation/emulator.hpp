@@ -35,4 +35,9 @@ int current_device();
 // True when [p, p + bytes) lies inside one device allocation.
 bool is_device_range(const void* p, std::size_t bytes);
 
+// The shared-memory race check (racecheck.cpp's instrumentation hooks call it for every load
+// and store of the emulated kernels' translation units; CUEMU_RACECHECK=0 turns it off).
+bool racecheck_enabled();
+void shared_access(const void* p, std::size_t bytes, bool write, const void* pc);
+
 }  // namespace cuemu::detail

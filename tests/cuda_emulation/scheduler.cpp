@@ -69,9 +69,19 @@ struct WarpGroup {
   int line = 0;
 };
 
+// Shared-memory race check: per 4-byte word, the threads that wrote or read it since the
+// last __syncthreads (the barrier generation).
+struct WordAccess {
+  uint64_t generation = ~uint64_t{0};
+  int writer = -1;  // thread, -1 none
+  int reader = -1;  // thread, -1 none, -2 several
+};
+
 struct SharedVar {
   const void* key;
   void* ptr;
+  std::size_t bytes;
+  std::vector<WordAccess> words;
 };
 
 struct Block {
@@ -82,6 +92,8 @@ struct Block {
   int barrier_arrived = 0, barrier_pred = 0;
   std::vector<std::vector<WarpGroup>> groups;  // per warp
   void* dynamic_shared = nullptr;
+  std::vector<WordAccess> dynamic_words;
+  uint64_t barrier_generation = 0;
   std::vector<SharedVar> static_shared;
   std::size_t static_bytes = 0;
   std::string error;
@@ -169,6 +181,7 @@ void release_barrier(Block& b) {
   }
   b.barrier_arrived = 0;
   b.barrier_pred = 0;
+  ++b.barrier_generation;
 }
 
 unsigned warp_lanes(const Block& b, int warp) {
@@ -349,6 +362,7 @@ std::string run_block(const GridJob& job, uint3 index) {
       job.dynamic_shared ? std::malloc(job.dynamic_shared) : nullptr, &std::free);
   if (dynamic) std::memset(dynamic.get(), 0xff, job.dynamic_shared);
   b.dynamic_shared = dynamic.get();
+  if (detail::racecheck_enabled()) b.dynamic_words.assign((job.dynamic_shared + 3) / 4, {});
   w.block = &b;
   for (int i = 0; i < n; ++i) {
     Thread& t = w.threads[i];
@@ -542,7 +556,8 @@ void* static_shared_memory(const void* key, std::size_t bytes, std::size_t align
   (void)t;
   void* p = std::aligned_alloc(std::max<std::size_t>(align, 16), (bytes + 15) / 16 * 16);
   std::memset(p, 0xff, (bytes + 15) / 16 * 16);  // uninitialised shared memory reads as NaN
-  b.static_shared.push_back({key, p});
+  b.static_shared.push_back({key, p, bytes, {}});
+  if (detail::racecheck_enabled()) b.static_shared.back().words.resize((bytes + 3) / 4);
   return p;
 }
 
@@ -550,6 +565,8 @@ void device_trap(const char* what, const char* file, int line) {
   current_thread(what, file, line);
   fail_current(std::string(what) + " at " + where(file, line));
 }
+
+bool racecheck_enabled_at_run_time() { return detail::racecheck_enabled(); }
 
 bool kernel_prologue(int max_threads, int min_blocks, const char* name, const char*, int) {
   if (!tl_probe) return false;
@@ -576,6 +593,75 @@ KernelAttributes probe_kernel(const std::function<void()>& call) {
 
 namespace detail {
 std::string execute_grid(const GridJob& job) { return Pool::get().run(job); }
+
+bool racecheck_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("CUEMU_RACECHECK");
+    return !(env && std::string(env) == "0");
+  }();
+  return on;
+}
+
+void shared_access(const void* p, std::size_t bytes, bool write, const void* pc) {
+  Worker* w = tl_worker;
+  if (!w || !w->current || !w->block) return;
+  Block& b = *w->block;
+  const auto* a = static_cast<const unsigned char*>(p);
+  std::vector<WordAccess>* words = nullptr;
+  std::size_t offset = 0;
+  std::string region;
+  const auto* dyn = static_cast<const unsigned char*>(b.dynamic_shared);
+  if (dyn && a >= dyn && a < dyn + b.job->dynamic_shared) {
+    words = &b.dynamic_words;
+    offset = static_cast<std::size_t>(a - dyn);
+    region = "extern __shared__ memory";
+  } else {
+    for (SharedVar& v : b.static_shared) {
+      const auto* base = static_cast<const unsigned char*>(v.ptr);
+      if (a >= base && a < base + v.bytes) {
+        words = &v.words;
+        offset = static_cast<std::size_t>(a - base);
+        region = "a __shared__ variable";
+        break;
+      }
+    }
+  }
+  if (!words || words->empty()) return;
+  const int t = w->current->linear;
+  const uint64_t g = b.barrier_generation;
+  for (std::size_t i = offset / 4; i <= (offset + bytes - 1) / 4 && i < words->size(); ++i) {
+    WordAccess& s = (*words)[i];
+    if (s.generation != g) {
+      s = WordAccess{g, write ? t : -1, write ? -1 : t};
+      continue;
+    }
+    int other = -1;
+    const char* kind = "";
+    if (s.writer >= 0 && s.writer != t) {
+      other = s.writer;
+      kind = write ? "write after write" : "read after write";
+    } else if (write && (s.reader == -2 || (s.reader >= 0 && s.reader != t))) {
+      other = s.reader;
+      kind = "write after read";
+    }
+    if (kind[0]) {
+      std::ostringstream m;
+      m << "shared-memory race (" << kind << ") on byte " << 4 * i << " of " << region
+        << ": thread " << t << " and " << (other >= 0 ? "thread " + std::to_string(other)
+                                                       : std::string("other threads"))
+        << " touch it with no __syncthreads between (access at pc " << pc
+        << "; addr2line -f -C -e <binary> <pc> names the line)";
+      fail_current(m.str());
+    }
+    if (write) {
+      s.writer = t;
+    } else if (s.reader == -1) {
+      s.reader = t;
+    } else if (s.reader != t) {
+      s.reader = -2;
+    }
+  }
+}
 }  // namespace detail
 
 }  // namespace cuemu

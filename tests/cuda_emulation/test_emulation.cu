@@ -34,18 +34,65 @@ __global__ void neighbour_kernel(float* out) {
   out[t] = slots[(t + 1) % blockDim.x];
 }
 
-TEST(CudaEmulation, MissingSyncthreadsReadsUninitialisedSharedMemory) {
+bool racecheck_on() {
+#if defined(__SANITIZE_THREAD__)
+  return cuemu::racecheck_enabled_at_run_time();
+#else
+  return false;
+#endif
+}
+
+// Launches `launch`, synchronises, and expects the context to fail with a message containing
+// `needle`; then resets the context for the next test.
+template <class F>
+void expect_fault(F launch, const std::string& needle, const char* source = "test_emulation.cu") {
+  launch();
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // the launch itself is valid
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
+  const std::string fault = cuemu::last_fault();
+  EXPECT_NE(fault.find(needle), std::string::npos) << fault;
+  if (source) EXPECT_NE(fault.find(source), std::string::npos) << "names the source: " << fault;
+  EXPECT_EQ(cudaDeviceReset(), cudaSuccess);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
+// Without the barrier the race check reports the race (instrumented builds); without the race
+// check the result is wrong (the neighbour's slot still holds the NaN fill).
+TEST(CudaEmulation, MissingSyncthreadsIsCaught) {
   DeviceFloats out(128);
   neighbour_kernel<true><<<1, 128>>>(out.p);
   CK(cudaGetLastError());
   std::vector<float> h = out.get(128);
   for (int t = 0; t < 128; ++t) ASSERT_EQ(h[t], static_cast<float>((t + 1) % 128)) << t;
+  if (racecheck_on()) {
+    expect_fault([&] { neighbour_kernel<false><<<1, 128>>>(out.p); }, "shared-memory race",
+                 nullptr);
+    return;
+  }
   neighbour_kernel<false><<<1, 128>>>(out.p);
   CK(cudaGetLastError());
   h = out.get(128);
   int wrong = 0;
   for (int t = 0; t < 128; ++t) wrong += !(h[t] == static_cast<float>((t + 1) % 128));
   EXPECT_GT(wrong, 0) << "a missing __syncthreads went unnoticed";
+}
+
+// A tree reduction that forgets the barrier inside its loop: the classic race, also when the
+// schedule happens to give the right sum.
+__global__ void racy_reduce_kernel(float* out) {
+  __shared__ float part[64];
+  const int t = threadIdx.x;
+  part[t] = 1.0f;
+  __syncthreads();
+  for (int w = 32; w > 0; w /= 2)
+    if (t < w) part[t] += part[t + w];  // missing __syncthreads() after each level
+  if (t == 0) *out = part[0];
+}
+
+TEST(CudaEmulation, RaceCheckReportsAReductionWithoutBarriers) {
+  if (!racecheck_on()) GTEST_SKIP() << "built without the race check (the ASan build)";
+  DeviceFloats out(1);
+  expect_fault([&] { racy_reduce_kernel<<<1, 64>>>(out.p); }, "shared-memory race", nullptr);
 }
 
 __global__ void shuffle_kernel(int* out) {
@@ -95,20 +142,6 @@ __global__ void divergent_barrier_kernel(float* out) {
 
 __global__ void outside_mask_kernel(float* out) {
   if (threadIdx.x < 16) out[threadIdx.x] = __shfl_xor_sync(0x0000ffffu, 1.0f, 16);
-}
-
-// Launches `launch`, synchronises, and expects the context to fail with a message containing
-// `needle`; then resets the context for the next test.
-template <class F>
-void expect_fault(F launch, const std::string& needle) {
-  launch();
-  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // the launch itself is valid
-  EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
-  const std::string fault = cuemu::last_fault();
-  EXPECT_NE(fault.find(needle), std::string::npos) << fault;
-  EXPECT_NE(fault.find("test_emulation.cu"), std::string::npos) << "names the source: " << fault;
-  EXPECT_EQ(cudaDeviceReset(), cudaSuccess);
-  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
 }
 
 TEST(CudaEmulation, MisusedCollectivesFailNamingThreadAndLine) {
