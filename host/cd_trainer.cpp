@@ -173,7 +173,41 @@ void CDTrainer::write_buffer(int64_t rows) {
   }
 }
 
+void CDTrainer::sync_mirrors(unsigned mirrors) const {
+#if CUEBM_HAVE_CUDA
+  if (cuda_) cuda_->sync_to_host(mirrors, neg_, buffer_);
+#else
+  (void)mirrors;
+#endif
+}
+
+void CDTrainer::sync_to_host() const { sync_mirrors(detail::kMirrorAll); }
+
+const Adam& CDTrainer::optimizer() const {
+  sync_mirrors(detail::kMirrorOptimizer);
+  return adam_;
+}
+
+Adam& CDTrainer::optimizer() {
+  sync_mirrors(detail::kMirrorOptimizer);
+#if CUEBM_HAVE_CUDA
+  if (cuda_) cuda_->optimizer_handed_out();
+#endif
+  return adam_;
+}
+
+const std::vector<float>& CDTrainer::replay_buffer() const {
+  sync_mirrors(detail::kMirrorBuffer);
+  return buffer_;
+}
+
+const float* CDTrainer::last_negatives() const {
+  sync_mirrors(detail::kMirrorNegatives);
+  return neg_.data();
+}
+
 TrainerState CDTrainer::state() const {
+  sync_mirrors(detail::kMirrorBuffer);
   return {iteration_, consecutive_nonfinite_, buffer_, buffer_ptr_, buffer_ready_};
 }
 
@@ -193,7 +227,7 @@ void CDTrainer::load_state(const TrainerState& s) {
   buffer_ptr_ = s.buffer_ptr;
   buffer_ready_ = s.buffer_ready;
 #if CUEBM_HAVE_CUDA
-  if (cuda_ && buffer_ready_) cuda_->upload_buffer(buffer_);
+  if (cuda_) cuda_->load_buffer(buffer_, buffer_ready_);
 #endif
 }
 
@@ -206,9 +240,9 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
   detail::require_finite_rows(batch, rows, d, "CDTrainer::step: data batch");
 #if CUEBM_HAVE_CUDA
   if (cuda_) {
-    detail::CudaTrainerState st{iteration_,  consecutive_nonfinite_, buffer_ptr_, buffer_ready_,
-                                warned_small_buffer_, neg_, buffer_, start_rows_,
-                                refresh_rows_, on_warning};
+    detail::CudaTrainerState st{iteration_,    consecutive_nonfinite_, buffer_ptr_,
+                                buffer_ready_, warned_small_buffer_,   buffer_,
+                                start_rows_,   refresh_rows_,          on_warning};
     return cuda_->step(batch, rows, st);
   }
 #endif

@@ -59,22 +59,41 @@ struct CudaTrainerState {
   int64_t& buffer_ptr;
   bool& buffer_ready;
   bool& warned_small_buffer;
-  std::vector<float>& negatives;       // host mirror of the last negatives (rows x dim)
-  std::vector<float>& buffer;          // host mirror of the replay buffer
+  std::vector<float>& buffer;          // host mirror of the replay buffer (init_buffer fills it)
   std::vector<int64_t>& start_rows;    // rows the last step read from the buffer
   std::vector<int64_t>& refresh_rows;  // scratch for the refreshed rows
   const std::function<void(const std::string&)>& on_warning;
 };
 
+// The host mirrors of the device state, as flags for CudaCDTrainerImpl::sync_to_host.
+enum HostMirror : unsigned {
+  kMirrorModel = 1,      // the Mlp's parameters (model.parameters())
+  kMirrorOptimizer = 2,  // CDTrainer's Adam: step count and moments
+  kMirrorNegatives = 4,  // the last step's negatives
+  kMirrorBuffer = 8,     // the replay buffer
+  kMirrorAll = 15,
+};
+
 class CudaCDTrainerImpl {
  public:
   virtual ~CudaCDTrainerImpl() = default;
-  // One CD iteration (the caller has validated the batch). Synchronises once, at the end, to
-  // return the statistics and refresh the host mirrors (model parameters, Adam moments,
-  // negatives, replay buffer).
+  // One CD iteration (the caller has validated the batch). Enqueues the whole iteration, then
+  // copies back the statistics (a few doubles, pinned) and synchronises once. The parameters,
+  // Adam's moments, the negatives and the replay buffer stay on the device, so the host mirrors
+  // are stale afterwards until sync_to_host. Host writes to the model's parameters (and to the
+  // optimiser after optimizer_handed_out) since the host last saw them are uploaded first.
   virtual StepStats step(const float* batch, int64_t rows, CudaTrainerState& state) = 0;
-  // Uploads a host replay buffer (after CDTrainer::load_state).
-  virtual void upload_buffer(const std::vector<float>& buffer) = 0;
+  // Refreshes the mirrors named in `mirrors` (HostMirror flags) that are stale: one download of
+  // them and one synchronisation; nothing when they are current. Host-side changes are uploaded
+  // first, so a host write is never overwritten by the device's older copy.
+  virtual void sync_to_host(unsigned mirrors, std::vector<float>& negatives,
+                            std::vector<float>& buffer) = 0;
+  // The host holds a mutable reference to the optimiser (CDTrainer::optimizer()): the next step
+  // or sync compares it with what the host last saw and uploads a change.
+  virtual void optimizer_handed_out() = 0;
+  // CDTrainer::load_state replaced the host replay buffer: it is the state now (uploaded when
+  // ready and of the trainer's size).
+  virtual void load_buffer(const std::vector<float>& buffer, bool ready) = 0;
 };
 
 // `options` with sampler.n_steps already set to cd.k_steps; options.cd.buffer_size already
@@ -108,5 +127,8 @@ struct CudaTrainerTraffic {
   int64_t syncs = 0;
 };
 CudaTrainerTraffic cuda_trainer_traffic_for_testing();
+// Device models langevin_sample_cuda has uploaded so far (cumulative): a call with an energy
+// whose content is unchanged since its last call on that device reuses the upload.
+int64_t langevin_model_uploads_for_testing();
 
 }  // namespace cuebm::detail

@@ -92,9 +92,11 @@ LangevinResult langevin_sample(const Energy& energy, const float* x0, int64_t n_
   const detail::StepArrays steps = detail::make_step_arrays(options, options.n_steps);
   res.temperature = steps.last_sigma * steps.last_sigma;
 #if CUEBM_HAVE_CUDA
-  if (device.is_cuda())  // res.samples holds the initial state
-    return detail::langevin_sample_cuda(energy, res.samples.data(), n_chains, options,
-                                        device.index, options.noise);
+  // res.samples holds the initial state. The device keeps the energy's upload and its buffers
+  // between calls (re-uploaded when the energy's parameters change): kernels/langevin_kernels.cu.
+  if (device.is_cuda())
+    return detail::langevin_sample_cuda(energy, res.samples.data(), n_chains, options, device.index,
+                                        options.noise);
 #endif
 
   detail::ChainPlan plan;

@@ -384,6 +384,7 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
     log("Resuming from '" + c.resume_from + "' after epoch " + std::to_string(ck.epoch));
   }
   const auto save_checkpoint = [&](int epoch) {
+    trainer.sync_to_host();  // a CUDA trainer's model, Adam and buffer, current on the host
     Checkpoint ck;
     ck.model = c.model;
     ck.parameters.assign(model.parameters().begin(), model.parameters().end());
@@ -461,11 +462,13 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
     if (files && (epoch == 1 || epoch % c.figure_every == 0) && !last) {
       char name[64];
       std::snprintf(name, sizeof name, "epoch_%03d.png", epoch);
+      trainer.sync_to_host();  // the model's parameters, current on the host
       write_figure(model, c, data, model_samples(model, c, c.figure_steps, epoch),
                    "Epoch " + std::to_string(epoch), path(name));
       report.files.push_back(path(name));
     }
   }
+  trainer.sync_to_host();  // a CUDA trainer's parameters, current in `model` from here on
   report.final_samples = model_samples(model, c, c.final_steps, 0);
   if (files) {
     write_figure(model, c, data, report.final_samples,

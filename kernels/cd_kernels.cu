@@ -8,11 +8,16 @@
 //   global norm and clip scale (one block, fixed order) -> Adam (skipped on the device when the
 //   loss is not finite) -> FIFO scatter into the buffer -> repack of the fused weights.
 // Nothing is allocated and the host does not wait inside the iteration; it synchronises once at
-// the end to return StepStats and refresh its mirrors (model parameters, Adam moments,
-// negatives, replay buffer), which keeps CDTrainer's accessors valid on both backends.
+// the end, after copying back the kStats doubles of StepStats (40 bytes, pinned). The model's
+// parameters, Adam's moments, the negatives and the replay buffer stay on the device: the host
+// mirrors (the Mlp's parameters, CDTrainer's Adam, negatives and buffer) are refreshed only by
+// sync_to_host, which CDTrainer's accessors and CDTrainer::sync_to_host call (one download and
+// one synchronisation, of what is stale and asked for). Host writes to the model (and to the
+// optimiser once handed out) are detected against what the host last saw and uploaded first.
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -33,7 +38,11 @@ constexpr uint64_t kBufferInitSubsequence = uint64_t{1} << 62;
 
 constexpr int kReduceThreads = 256;
 // stats: [0] loss, [1] mean E+, [2] mean E-, [3] grad norm, [4] 1 when the loss is finite.
-constexpr int kStats = 8;
+// All five are written every step (cd_loss_kernel, then grad_norm_kernel overwrites [3]) and
+// all five are copied back: nothing uninitialised crosses to the host.
+constexpr int kStats = 5;
+
+std::atomic<int64_t> g_d2h_bytes{0}, g_h2d_bytes{0}, g_syncs{0};
 
 class CublasHandle {
  public:
@@ -242,28 +251,31 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     shadow_params_.assign(model.parameters().begin(), model.parameters().end());
     shadow_m_.assign(adam.first_moment().begin(), adam.first_moment().end());
     shadow_v_.assign(adam.second_moment().begin(), adam.second_moment().end());
+    adam_steps_ = shadow_steps_ = adam.steps();
     upload(m_, shadow_m_.data(), s);
     upload(v_, shadow_v_.data(), s);
-    CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
+    synchronize(s);
     CUEBM_CUDA_CHECK(cudaSetDevice(previous_device_));
   }
 
-  void upload_buffer(const std::vector<float>& buffer) override {
+  void load_buffer(const std::vector<float>& buffer, bool ready) override {
     DeviceGuard g(device_);
-    if (static_cast<int64_t>(buffer.size()) != buffer_size_ * dim_) return;
+    buffer_stale_ = false;  // the host's buffer is the state now
+    if (!ready || static_cast<int64_t>(buffer.size()) != buffer_size_ * dim_) return;
+    // From pageable memory: staged at the call, ahead of the next step on the same stream.
     upload(buffer_, buffer.data(), stream_.get());
-    CUEBM_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   }
+
+  void optimizer_handed_out() override { adam_handed_out_ = true; }
 
   StepStats step(const float* batch, int64_t rows, CudaTrainerState& st) override {
     DeviceGuard g(device_);
     cudaStream_t s = stream_.get();
     const int d = dim_;
-    sync_host_changes(s);
+    adopt_host_changes(s);
 
     std::memcpy(pin_batch_.data(), batch, rows * d * sizeof(float));
-    CUEBM_CUDA_CHECK(cudaMemcpyAsync(both_.data(), pin_batch_.data(), rows * d * sizeof(float),
-                                     cudaMemcpyHostToDevice, s));
+    h2d(both_.data(), pin_batch_.data(), rows * d, s);
     float* neg = both_.data() + rows * d;
     if (o_.cd.persistent) {
       if (!st.buffer_ready) init_buffer(st);
@@ -311,7 +323,8 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
         grad_.data(), P_, static_cast<double>(o_.max_grad_norm), stats_.data(), scale_.data());
     CUEBM_CUDA_CHECK_LAUNCH();
 
-    const int64_t t = adam_.steps() + 1;
+    // Adam's step count lives here (the host Adam is a mirror, refreshed by sync_to_host).
+    const int64_t t = adam_steps_ + 1;
     const AdamOptions& ao = adam_.options();
     const double bc1 = 1.0 - std::pow(static_cast<double>(ao.beta1), static_cast<double>(t));
     const double bc2 = 1.0 - std::pow(static_cast<double>(ao.beta2), static_cast<double>(t));
@@ -335,16 +348,14 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     if (dm_.kind == DeviceModel::Kind::kFused)
       launch_pack_fused(dm_.lay, dm_.flat.data(), dm_.packed.data(), s);
 
-    // The one synchronisation: statistics and host mirrors.
+    // The one synchronisation: kStats doubles of statistics. The parameters, Adam's moments,
+    // the negatives and the replay buffer stay on the device; their host mirrors are stale
+    // until sync_to_host.
     download(pin_stats_.data(), stats_.data(), kStats, s);
-    download(pin_params_.data(), dm_.flat.data(), P_, s);
-    download(pin_m_.data(), m_.data(), P_, s);
-    download(pin_v_.data(), v_.data(), P_, s);
-    download(pin_neg_.data(), neg, rows * d, s);
-    if (o_.cd.persistent) download(pin_buffer_.data(), buffer_.data(), buffer_size_ * d, s);
-    CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
+    synchronize(s);
+    neg_rows_ = rows;
+    neg_stale_ = true;
 
-    std::copy_n(pin_neg_.data(), rows * d, st.negatives.data());
     StepStats stats;
     stats.loss = pin_stats_[0];
     stats.pos_energy = pin_stats_[1];
@@ -365,27 +376,74 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     }
     st.consecutive_nonfinite = 0;
     stats.grad_norm = pin_stats_[3];
-    std::copy_n(pin_params_.data(), P_, model_.parameters().data());
-    std::copy_n(pin_params_.data(), P_, shadow_params_.data());
-    std::copy_n(pin_m_.data(), P_, shadow_m_.data());
-    std::copy_n(pin_v_.data(), P_, shadow_v_.data());
-    adam_.load_state(t, shadow_m_, shadow_v_);
+    adam_steps_ = t;
+    model_stale_ = adam_stale_ = true;
     if (o_.cd.persistent) {
-      std::copy_n(pin_buffer_.data(), buffer_size_ * d, st.buffer.data());
+      buffer_stale_ = true;
       if (!o_.cd.per_chain && rows < buffer_size_)
         st.buffer_ptr = (st.buffer_ptr + rows) % buffer_size_;
     }
     return stats;
   }
 
+  void sync_to_host(unsigned mirrors, std::vector<float>& negatives,
+                    std::vector<float>& buffer) override {
+    DeviceGuard g(device_);
+    cudaStream_t s = stream_.get();
+    adopt_host_changes(s);  // a host write is kept, not overwritten by the device's copy
+    const bool model = (mirrors & kMirrorModel) && model_stale_;
+    const bool adam = (mirrors & kMirrorOptimizer) && adam_stale_;
+    const bool negs = (mirrors & kMirrorNegatives) && neg_stale_;
+    const bool buf = (mirrors & kMirrorBuffer) && buffer_stale_;
+    if (!model && !adam && !negs && !buf) return;
+    if (model) download(pin_params_.data(), dm_.flat.data(), P_, s);
+    if (adam) {
+      download(pin_m_.data(), m_.data(), P_, s);
+      download(pin_v_.data(), v_.data(), P_, s);
+    }
+    if (negs) download(pin_neg_.data(), both_.data() + neg_rows_ * dim_, neg_rows_ * dim_, s);
+    if (buf) download(pin_buffer_.data(), buffer_.data(), buffer_size_ * dim_, s);
+    synchronize(s);
+    if (model) {
+      std::copy_n(pin_params_.data(), P_, model_.parameters().data());
+      std::copy_n(pin_params_.data(), P_, shadow_params_.data());
+      model_stale_ = false;
+    }
+    if (adam) {
+      std::copy_n(pin_m_.data(), P_, shadow_m_.data());
+      std::copy_n(pin_v_.data(), P_, shadow_v_.data());
+      adam_.load_state(adam_steps_, shadow_m_, shadow_v_);
+      shadow_steps_ = adam_steps_;
+      adam_stale_ = false;
+    }
+    if (negs) {
+      std::copy_n(pin_neg_.data(), neg_rows_ * dim_, negatives.data());
+      neg_stale_ = false;
+    }
+    if (buf) {
+      buffer.assign(pin_buffer_.data(), pin_buffer_.data() + buffer_size_ * dim_);
+      buffer_stale_ = false;
+    }
+  }
+
  private:
   template <class T>
+  static void h2d(T* dst, const T* src, int64_t count, cudaStream_t s) {
+    g_h2d_bytes += count * static_cast<int64_t>(sizeof(T));
+    CUEBM_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(T), cudaMemcpyHostToDevice, s));
+  }
+  template <class T>
   static void upload(DeviceBuffer<T>& dst, const T* src, cudaStream_t s) {
-    CUEBM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice, s));
+    h2d(dst.data(), src, static_cast<int64_t>(dst.size()), s);
   }
   template <class T>
   static void download(T* dst, const T* src, int64_t count, cudaStream_t s) {
+    g_d2h_bytes += count * static_cast<int64_t>(sizeof(T));
     CUEBM_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(T), cudaMemcpyDeviceToHost, s));
+  }
+  static void synchronize(cudaStream_t s) {
+    ++g_syncs;
+    CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
   }
 
   ChainArgs chain_args(const float* eta, const float* coef, int n_steps) const {
@@ -401,29 +459,38 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     return a;
   }
 
-  // The host copies are authoritative when the caller changed them since the last step (a
-  // checkpoint loaded into the model or the optimiser): upload them.
-  void sync_host_changes(cudaStream_t s) {
+  // The host copies are authoritative where the host changed them since it last saw them (the
+  // shadows): a checkpoint loaded into the model or the optimiser. They are uploaded. The
+  // model's parameters are the caller's Mlp, writable at any time: compared on every step (a
+  // host-side memcmp, no device traffic). Adam is reachable only through
+  // CDTrainer::optimizer(): compared when it was handed out since the last step.
+  void adopt_host_changes(cudaStream_t s) {
     const std::size_t bytes = P_ * sizeof(float);
-    bool repack = false;
     if (std::memcmp(model_.parameters().data(), shadow_params_.data(), bytes) != 0) {
       shadow_params_.assign(model_.parameters().begin(), model_.parameters().end());
-      upload(dm_.flat, shadow_params_.data(), s);
-      repack = true;
+      upload(dm_.flat, shadow_params_.data(), s);  // pageable: staged at the call
+      if (dm_.kind == DeviceModel::Kind::kFused)
+        launch_pack_fused(dm_.lay, dm_.flat.data(), dm_.packed.data(), s);
+      model_stale_ = false;
     }
-    if (std::memcmp(adam_.first_moment().data(), shadow_m_.data(), bytes) != 0 ||
-        std::memcmp(adam_.second_moment().data(), shadow_v_.data(), bytes) != 0) {
-      shadow_m_.assign(adam_.first_moment().begin(), adam_.first_moment().end());
-      shadow_v_.assign(adam_.second_moment().begin(), adam_.second_moment().end());
-      upload(m_, shadow_m_.data(), s);
-      upload(v_, shadow_v_.data(), s);
+    if (adam_handed_out_) {
+      adam_handed_out_ = false;
+      if (adam_.steps() != shadow_steps_ ||
+          std::memcmp(adam_.first_moment().data(), shadow_m_.data(), bytes) != 0 ||
+          std::memcmp(adam_.second_moment().data(), shadow_v_.data(), bytes) != 0) {
+        shadow_m_.assign(adam_.first_moment().begin(), adam_.first_moment().end());
+        shadow_v_.assign(adam_.second_moment().begin(), adam_.second_moment().end());
+        adam_steps_ = shadow_steps_ = adam_.steps();
+        upload(m_, shadow_m_.data(), s);
+        upload(v_, shadow_v_.data(), s);
+        adam_stale_ = false;
+      }
     }
-    // (Uploads from pageable memory return once the source has been staged.)
-    if (repack && dm_.kind == DeviceModel::Kind::kFused)
-      launch_pack_fused(dm_.lay, dm_.flat.data(), dm_.packed.data(), s);
   }
 
   // cd_trainer.cpp init_buffer: 0.01 N(0, I) from the same stream, then init_steps chains.
+  // Once per run: the chains' result comes back to the host for the finiteness check (the
+  // host mirror is current afterwards).
   void init_buffer(CudaTrainerState& st) {
     cudaStream_t s = stream_.get();
     const int64_t size = buffer_size_;
@@ -439,7 +506,8 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
       launch_chains(dm_, a, chain_scratch_.data(), chain_scratch_floats_, s);
       download(st.buffer.data(), buffer_.data(), size * dim_, s);
     }
-    CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
+    synchronize(s);
+    buffer_stale_ = false;
     for (int64_t i = 0; i < size * dim_; ++i)
       if (!std::isfinite(st.buffer[i]))
         throw NumericalError("CDTrainer: replay-buffer initialisation diverged (row " +
@@ -483,14 +551,12 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
       for (int64_t j = 0; j < n_new; ++j) pin_rows_[rows + j] = refresh[j];
       for (int64_t i = 0; i < n_new * d; ++i) pin_nudge_[i] = rng.normal();
     }
-    CUEBM_CUDA_CHECK(cudaMemcpyAsync(rows_idx_.data(), pin_rows_.data(),
-                                     (rows + n_new) * sizeof(int64_t), cudaMemcpyHostToDevice, s));
+    h2d(rows_idx_.data(), pin_rows_.data(), rows + n_new, s);
     gather_rows_kernel<<<blocks_for(rows * d, 256), 256, 0, s>>>(buffer_.data(), rows_idx_.data(),
                                                                  rows, d, neg);
     CUEBM_CUDA_CHECK_LAUNCH();
     if (n_new > 0) {
-      CUEBM_CUDA_CHECK(cudaMemcpyAsync(nudge_.data(), pin_nudge_.data(), n_new * d * sizeof(float),
-                                       cudaMemcpyHostToDevice, s));
+      h2d(nudge_.data(), pin_nudge_.data(), n_new * d, s);
       nudge_rows_kernel<<<blocks_for(n_new * d, 256), 256, 0, s>>>(
           rows_idx_.data() + rows, n_new, d, nudge_.data(), o_.cd.reinit_from_noise, neg);
       CUEBM_CUDA_CHECK_LAUNCH();
@@ -518,10 +584,22 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
   PinnedBuffer<float> pin_batch_, pin_params_, pin_m_, pin_v_, pin_neg_, pin_nudge_, pin_buffer_;
   PinnedBuffer<double> pin_stats_;
   PinnedBuffer<int64_t> pin_rows_;
+  // What the host last saw of the model and the optimiser (written by the host or synced to
+  // it): a host copy that differs was changed by the host and is uploaded.
   std::vector<float> shadow_params_, shadow_m_, shadow_v_;
+  int64_t shadow_steps_ = 0;
+  int64_t adam_steps_ = 0;  // Adam's step count on the device (the host Adam may lag)
+  int64_t neg_rows_ = 0;    // rows of the last step's negatives (both_ + neg_rows_ * dim_)
+  // Host mirrors that lag the device (refreshed by sync_to_host).
+  bool model_stale_ = false, adam_stale_ = false, neg_stale_ = false, buffer_stale_ = false;
+  bool adam_handed_out_ = false;  // CDTrainer::optimizer() gave the host a mutable Adam
 };
 
 }  // namespace
+
+CudaTrainerTraffic cuda_trainer_traffic_for_testing() {
+  return {g_d2h_bytes.load(), g_h2d_bytes.load(), g_syncs.load()};
+}
 
 std::unique_ptr<CudaCDTrainerImpl> make_cuda_trainer(Mlp& model, Adam& adam,
                                                      const TrainerOptions& options,

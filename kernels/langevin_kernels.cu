@@ -7,12 +7,17 @@
 #include <curand_kernel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "../host/cuda_backend.hpp"
 #include "../host/langevin_options.hpp"
+#include "cuebm/analytic.hpp"
 #include "cuebm/error.hpp"
+#include "cuebm/mlp.hpp"
 #include "mlp_kernels.cuh"
 
 namespace cuebm::detail {
@@ -154,14 +159,172 @@ void launch_chains(const DeviceModel& m, const ChainArgs& a, float* scratch, int
   }
 }
 
+namespace {
+
+// ---- langevin_sample_cuda's device state, kept across calls ----
+// Device models: one per (energy object, device), reused while the energy is unchanged. The
+// key is the energy's address and the device; the entry is valid while the energy's content
+// (type, widths, activation and every parameter of an Mlp; kind, scalars, mean and precision of
+// an AnalyticEnergy) and the knobs make_device_model reads are byte for byte those of the
+// upload. The content is compared in full (a memcmp of P floats, as cheap as hashing them and
+// without collisions), so an energy changed in place, or a new one at a freed one's address,
+// is uploaded again. Workspaces: a stream and grow-only device buffers, one per call in flight,
+// returned to a small pool afterwards; buffers over kRetainBytes are freed after the call.
+constexpr std::size_t kCachedModels = 8;
+constexpr std::size_t kIdleWorkspaces = 4;
+constexpr std::size_t kRetainBytes = std::size_t{64} << 20;
+
+std::atomic<int64_t> g_model_uploads{0};
+
+template <class T>
+void append_bytes(std::vector<unsigned char>& out, const T* p, std::size_t count) {
+  const auto* b = reinterpret_cast<const unsigned char*>(p);
+  out.insert(out.end(), b, b + count * sizeof(T));
+}
+
+// The bytes the device model is built from; false for energies the device does not support
+// (make_device_model throws for them).
+bool energy_content(const Energy& energy, std::vector<unsigned char>& out) {
+  const int knobs[2] = {general_path_forced() ? 1 : 0, block_size_knob()};
+  if (const auto* mlp = dynamic_cast<const Mlp*>(&energy)) {
+    const int head[3] = {1, static_cast<int>(mlp->spec().activation),
+                         static_cast<int>(mlp->layer_widths().size())};
+    append_bytes(out, head, 3);
+    append_bytes(out, knobs, 2);
+    append_bytes(out, mlp->layer_widths().data(), mlp->layer_widths().size());
+    append_bytes(out, mlp->parameters().data(), mlp->parameters().size());
+    return true;
+  }
+  if (const auto* an = dynamic_cast<const AnalyticEnergy*>(&energy)) {
+    const int head[5] = {2, static_cast<int>(an->kind()), an->dim(),
+                         static_cast<int>(an->mean().size()),
+                         static_cast<int>(an->precision().size())};
+    append_bytes(out, head, 5);
+    append_bytes(out, knobs, 2);
+    append_bytes(out, an->scalars(), 3);
+    append_bytes(out, an->mean().data(), an->mean().size());
+    append_bytes(out, an->precision().data(), an->precision().size());
+    return true;
+  }
+  return false;
+}
+
+struct SamplerWorkspace {
+  int device = 0;
+  Stream stream;  // created on `device`
+  DeviceBuffer<float> x, eta, coef, scratch, trajectory, noise;
+  DeviceBuffer<double> diag, totals;
+};
+
+struct CachedModel {
+  const Energy* identity = nullptr;
+  int device = 0;
+  std::vector<unsigned char> content;
+  std::shared_ptr<const DeviceModel> model;
+};
+
+struct SamplerCache {
+  std::mutex mu;
+  std::vector<CachedModel> models;                         // most recently used first
+  std::vector<std::unique_ptr<SamplerWorkspace>> idle;  // streams synchronised
+};
+
+SamplerCache& sampler_cache() {
+  // Never destroyed: static destructors run in no fixed order, and freeing device memory after
+  // the CUDA runtime has shut down is an error; the driver releases it at exit.
+  static SamplerCache* cache = new SamplerCache;
+  return *cache;
+}
+
+// The device model of `energy` on the current device (`device`), uploaded on `s` when the cache
+// has no current one.
+std::shared_ptr<const DeviceModel> cached_device_model(const Energy& energy, int device,
+                                                       cudaStream_t s) {
+  std::vector<unsigned char> content;
+  if (!energy_content(energy, content)) {
+    auto m = std::make_shared<DeviceModel>();
+    make_device_model(energy, *m, s);  // throws InvalidArgument naming the energy
+    return m;
+  }
+  SamplerCache& c = sampler_cache();
+  const std::lock_guard<std::mutex> lock(c.mu);
+  for (auto it = c.models.begin(); it != c.models.end(); ++it) {
+    if (it->identity != &energy || it->device != device) continue;
+    if (it->content == content) {
+      std::rotate(c.models.begin(), it, it + 1);
+      return c.models.front().model;
+    }
+    c.models.erase(it);  // changed since its upload
+    break;
+  }
+  auto m = std::make_shared<DeviceModel>();
+  make_device_model(energy, *m, s);  // synchronous: ready for any stream
+  ++g_model_uploads;
+  c.models.insert(c.models.begin(), CachedModel{&energy, device, std::move(content), m});
+  if (c.models.size() > kCachedModels) c.models.pop_back();
+  return m;
+}
+
+// A workspace for one call on `device`, given back to the pool by the destructor.
+class WorkspaceLease {
+ public:
+  explicit WorkspaceLease(int device) {
+    SamplerCache& c = sampler_cache();
+    {
+      const std::lock_guard<std::mutex> lock(c.mu);
+      for (auto it = c.idle.begin(); it != c.idle.end(); ++it)
+        if ((*it)->device == device) {
+          ws_ = std::move(*it);
+          c.idle.erase(it);
+          break;
+        }
+    }
+    if (!ws_) {
+      ws_ = std::make_unique<SamplerWorkspace>();
+      ws_->device = device;
+    }
+  }
+  WorkspaceLease(const WorkspaceLease&) = delete;
+  WorkspaceLease& operator=(const WorkspaceLease&) = delete;
+  ~WorkspaceLease() {
+    // Only a synchronised workspace goes back (an exception may have left work in flight).
+    if (cudaStreamQuery(ws_->stream.get()) != cudaSuccess) {
+      (void)cudaGetLastError();  // nothing to report from a destructor
+      return;
+    }
+    for (DeviceBuffer<float>* b : {&ws_->x, &ws_->eta, &ws_->coef, &ws_->scratch,
+                                   &ws_->trajectory, &ws_->noise})
+      if (b->bytes() > kRetainBytes) b->resize(0);
+    for (DeviceBuffer<double>* b : {&ws_->diag, &ws_->totals})
+      if (b->bytes() > kRetainBytes) b->resize(0);
+    SamplerCache& c = sampler_cache();
+    const std::lock_guard<std::mutex> lock(c.mu);
+    if (c.idle.size() < kIdleWorkspaces) c.idle.push_back(std::move(ws_));
+  }
+  SamplerWorkspace& operator*() const { return *ws_; }
+
+ private:
+  std::unique_ptr<SamplerWorkspace> ws_;
+};
+
+// At least n elements (contents undefined); grows, never shrinks.
+template <class T>
+T* at_least(DeviceBuffer<T>& b, std::size_t n) {
+  if (b.size() < n) b.resize(n);
+  return b.data();
+}
+
+}  // namespace
+
 LangevinResult langevin_sample_cuda(const Energy& energy, const float* x0, int64_t n,
                                     const LangevinOptions& o, int device,
                                     const float* noise_or_null) {
   DeviceGuard guard(device);
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceModel m;
-  make_device_model(energy, m, s);
+  const WorkspaceLease lease(device);
+  SamplerWorkspace& ws = *lease;
+  cudaStream_t s = ws.stream.get();
+  const std::shared_ptr<const DeviceModel> model = cached_device_model(energy, device, s);
+  const DeviceModel& m = *model;
   const int D = m.dim;
   const int n_steps = o.n_steps;
   const StepArrays steps = make_step_arrays(o, n_steps);
@@ -172,21 +335,24 @@ LangevinResult langevin_sample_cuda(const Energy& energy, const float* x0, int64
   res.temperature = steps.last_sigma * steps.last_sigma;
   res.samples.assign(x0, x0 + n * D);
 
-  DeviceBuffer<float> dx(n * D), deta(std::max(n_steps, 1)), dcoef(std::max(n_steps, 1));
-  CUEBM_CUDA_CHECK(cudaMemcpyAsync(dx.data(), x0, dx.bytes(), cudaMemcpyHostToDevice, s));
+  const std::size_t x_bytes = static_cast<std::size_t>(n) * D * sizeof(float);
+  float* dx = at_least(ws.x, static_cast<std::size_t>(n) * D);
+  float* deta = at_least(ws.eta, std::max(n_steps, 1));
+  float* dcoef = at_least(ws.coef, std::max(n_steps, 1));
+  CUEBM_CUDA_CHECK(cudaMemcpyAsync(dx, x0, x_bytes, cudaMemcpyHostToDevice, s));
   if (n_steps > 0) {
-    CUEBM_CUDA_CHECK(cudaMemcpyAsync(deta.data(), steps.eta.data(), n_steps * sizeof(float),
+    CUEBM_CUDA_CHECK(cudaMemcpyAsync(deta, steps.eta.data(), n_steps * sizeof(float),
                                      cudaMemcpyHostToDevice, s));
-    CUEBM_CUDA_CHECK(cudaMemcpyAsync(dcoef.data(), steps.noise_coef.data(), n_steps * sizeof(float),
+    CUEBM_CUDA_CHECK(cudaMemcpyAsync(dcoef, steps.noise_coef.data(), n_steps * sizeof(float),
                                      cudaMemcpyHostToDevice, s));
   }
   ChainArgs a;
-  a.x = dx.data();
+  a.x = dx;
   a.n_total = n;
   a.dim = D;
   a.n_steps = n_steps;
-  a.eta = deta.data();
-  a.noise_coef = dcoef.data();
+  a.eta = deta;
+  a.noise_coef = dcoef;
   a.seed = o.seed;
   a.step_offset = o.step_offset;
   a.first_chain = o.first_chain;
@@ -194,46 +360,42 @@ LangevinResult langevin_sample_cuda(const Energy& energy, const float* x0, int64
   a.clamp_min = o.clamp_min.value_or(-INFINITY);
   a.clamp_max = o.clamp_max.value_or(INFINITY);
 
-  DeviceBuffer<float> dtraj, dnoise;
   if (o.thin > 0) {
     res.n_kept = n_steps / o.thin;
     res.trajectory.resize(static_cast<std::size_t>(res.n_kept) * n * D);
-    dtraj.resize(res.trajectory.size());
     a.thin = o.thin;
-    a.trajectory = res.n_kept > 0 ? dtraj.data() : nullptr;
+    a.trajectory = res.n_kept > 0 ? at_least(ws.trajectory, res.trajectory.size()) : nullptr;
   }
   if (noise_or_null && n_steps > 0) {
-    dnoise.resize(static_cast<std::size_t>(n_steps) * n * D);
-    CUEBM_CUDA_CHECK(
-        cudaMemcpyAsync(dnoise.data(), noise_or_null, dnoise.bytes(), cudaMemcpyHostToDevice, s));
-    a.noise = dnoise.data();
+    const std::size_t count = static_cast<std::size_t>(n_steps) * n * D;
+    a.noise = at_least(ws.noise, count);
+    CUEBM_CUDA_CHECK(cudaMemcpyAsync(ws.noise.data(), noise_or_null, count * sizeof(float),
+                                     cudaMemcpyHostToDevice, s));
   }
   const int stride = 2 * D + 1;
   const int64_t groups = (n + 31) / 32;
-  DeviceBuffer<double> ddiag, dtot;
+  const int64_t count = static_cast<int64_t>(n_steps) * stride;
+  double* dtot = nullptr;
   if (o.diagnostics && n_steps > 0) {
-    ddiag.resize(static_cast<std::size_t>(groups) * n_steps * stride);
-    dtot.resize(static_cast<std::size_t>(n_steps) * stride);
-    a.diag = ddiag.data();
+    a.diag = at_least(ws.diag, static_cast<std::size_t>(groups) * count);
+    dtot = at_least(ws.totals, static_cast<std::size_t>(count));
   }
   const int64_t sf = eval_scratch_floats(m, n);
-  DeviceBuffer<float> scratch(sf);
-  launch_chains(m, a, scratch.data(), sf, s);
+  launch_chains(m, a, at_least(ws.scratch, std::max<int64_t>(sf, 1)), sf, s);
 
   std::vector<double> totals;
   if (a.diag) {
-    const int64_t count = static_cast<int64_t>(n_steps) * stride;
-    reduce_diag_kernel<<<blocks_for(count, 128), 128, 0, s>>>(ddiag.data(), groups, n_steps, stride,
-                                                              dtot.data());
+    reduce_diag_kernel<<<blocks_for(count, 128), 128, 0, s>>>(a.diag, groups, n_steps, stride,
+                                                              dtot);
     CUEBM_CUDA_CHECK_LAUNCH();
     totals.resize(count);
-    CUEBM_CUDA_CHECK(
-        cudaMemcpyAsync(totals.data(), dtot.data(), dtot.bytes(), cudaMemcpyDeviceToHost, s));
+    CUEBM_CUDA_CHECK(cudaMemcpyAsync(totals.data(), dtot, count * sizeof(double),
+                                     cudaMemcpyDeviceToHost, s));
   }
-  CUEBM_CUDA_CHECK(
-      cudaMemcpyAsync(res.samples.data(), dx.data(), dx.bytes(), cudaMemcpyDeviceToHost, s));
+  CUEBM_CUDA_CHECK(cudaMemcpyAsync(res.samples.data(), dx, x_bytes, cudaMemcpyDeviceToHost, s));
   if (a.trajectory)
-    CUEBM_CUDA_CHECK(cudaMemcpyAsync(res.trajectory.data(), dtraj.data(), dtraj.bytes(),
+    CUEBM_CUDA_CHECK(cudaMemcpyAsync(res.trajectory.data(), a.trajectory,
+                                     res.trajectory.size() * sizeof(float),
                                      cudaMemcpyDeviceToHost, s));
   CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
 
@@ -262,6 +424,8 @@ LangevinResult langevin_sample_cuda(const Energy& energy, const float* x0, int64
   }
   return res;
 }
+
+int64_t langevin_model_uploads_for_testing() { return g_model_uploads.load(); }
 
 void philox_blocks_cuda(uint64_t seed, const uint64_t* subsequence, const uint64_t* block,
                         int64_t n, uint32_t* out_bits, float* out_normals, int device) {

@@ -20,17 +20,22 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "cuebm/analytic.hpp"
 #include "cuebm/cd.hpp"
+#include "cuebm/checkpoint.hpp"
 #include "cuebm/device.hpp"
 #include "cuebm/energy.hpp"
 #include "cuebm/error.hpp"
 #include "cuebm/langevin.hpp"
 #include "cuebm/mlp.hpp"
+#include "cuebm/safetensors.hpp"
+#include "cuebm/training.hpp"
 #include "host/random.hpp"
 #if CUEBM_HAVE_CUDA
 #include "host/cuda_backend.hpp"
@@ -432,6 +437,118 @@ TEST(CudaLangevin, BitwiseDeterministicAndIndependentOfBlockSize) {
   return t;
 }
 
+// How far the parameters of the two backends may drift apart through CD steps and Adam from
+// float rounding alone, per parameter (u = 2^-24, B rows per phase, T steps):
+//  - Gradient. Entry j of a step's gradient is a sum over the 2B rows (B positives, B negatives)
+//    of the terms c_r dE_r/dtheta_j: cuBLAS GEMMs / GEMVs on the device (their own order, float
+//    accumulation), row blocks then chunk partials on the CPU. A float sum of n terms errs by
+//    up to n u (worst case), typically sqrt(n) u, *relative to the sum of absolute values*
+//    S_j = sum_r |c_r dE_r/dtheta_j| (every partial sum is at most S_j), not to |g_j|: CD's
+//    positive and negative phases cancel, and g_j can be orders of magnitude smaller than S_j.
+//    Each rounding is at most u/2 of a partial sum, independent between additions (standard
+//    deviation of their sum <= sqrt(n / 12) u S_j), so the error is within 4 sqrt(n) u S_j
+//    (14 standard deviations; the products' own roundings add as much again at most). The
+//    terms themselves differ by a
+//    few u between the backends (FMA contraction, the device's expf / tanhf at <= 2 ulp, the
+//    chains' ~1e-6 differences in the negatives): kTermUlps u |term| each, summed as if aligned.
+//    Both backends err: |dg_j| <= K u S_j, K = 2 (4 sqrt(2B) + kTermUlps) ~ 120 for 2B = 128
+//    (the worst case 2 (2B + kTermUlps) = 288 would be 2.4x looser). Clipping scales the
+//    gradient by s = max_norm / (norm + 1e-6), the same on both up to the relative error of
+//    the norms, rho = K u ||S|| / ||g||: D_j = s (K u S_j + rho |g_j|).
+//  - Adam. theta -= lr r, r = m^ / (sqrt(v^) + eps), m^ and v^ the bias-corrected averages of
+//    s g and (s g)^2 over the steps so far. Gradient errors |dg| <= D in every step so far move
+//    m^ by <= D and v^ by <= 2 D sqrt(v^) (Cauchy-Schwarz), so r moves by <= (1 + |r|) D /
+//    sqrt(v^) ~ 2 D / |g|: a relative gradient error becomes lr times it in the parameter, per
+//    step. Step 1 is exact up to eps (r = s g / (|s g| + eps)) unless D >= |s g| (the sign may
+//    differ: 2 lr), and |dr| <= 2.1 in any step (|r| <= ~1 in the first steps):
+//      |dtheta_j| <= sum_t lr min(2.1, dr_jt) + 2 T u |theta_j|
+//    (the last term: each backend rounds theta once per step).
+// S, g, s, m^ and v^ come from the CPU run. Left out: a step's parameter difference changing
+// the next steps' gradients and chains, second order at these sizes. A bug the size of an Adam
+// step (a wrong sign in a gradient entry, a missing or doubled update: lr per step) exceeds
+// the bound wherever rounding cannot flip the first step's sign; the test checks that the
+// bound is under lr / 10 for 99% of the parameters. Planted in kernels/cd_kernels.cu, a wrong
+// sign in gradient entry 500 fails by 390x (|d| 5e-3, bound 1.3e-5), a skipped second Adam
+// update by 60x (parameter 0: |d| 6e-4, bound 1e-5); the largest |d| / bound of a correct run
+// is 0.025 (printed as "drift").
+class CdDriftBound {
+ public:
+  static constexpr double kU = 0x1p-24;
+  static constexpr double kTermUlps = 16;
+
+  CdDriftBound(const MlpSpec& spec, const TrainerOptions& o)
+      : ref_(spec, 0), o_(o), dmax_(ref_.num_parameters(), 0.0), acc_(dmax_.size(), 0.0) {}
+
+  // Before the CPU step: the parameters it starts from.
+  void before_step(const Mlp& cpu_model) {
+    std::copy(cpu_model.parameters().begin(), cpu_model.parameters().end(),
+              ref_.parameters().begin());
+  }
+
+  // After the CPU step: its batch, negatives, statistics and Adam state.
+  void after_step(const float* batch, int64_t rows, const CDTrainer& cpu, const StepStats& st) {
+    if (st.skipped) return;
+    ++steps_;
+    const int d = ref_.dim();
+    const std::size_t p = dmax_.size();
+    std::vector<float> both(batch, batch + rows * d);
+    both.insert(both.end(), cpu.last_negatives(), cpu.last_negatives() + rows * d);
+    std::vector<float> e(2 * rows), term(p);
+    ref_.energy(both.data(), 2 * rows, e.data());
+    std::vector<double> s_abs(p, 0.0), g(p, 0.0);
+    for (int64_t r = 0; r < 2 * rows; ++r) {
+      // cd_coefficient: d loss / d E_r.
+      const float c = ((r < rows ? 1.0f : -1.0f) + 2.0f * o_.cd.energy_reg_weight * e[r]) /
+                      static_cast<float>(rows);
+      ref_.parameter_gradient(both.data() + r * d, 1, &c, term.data());
+      for (std::size_t j = 0; j < p; ++j) {
+        s_abs[j] += std::abs(static_cast<double>(term[j]));
+        g[j] += term[j];
+      }
+    }
+    const double k = 2.0 * (4.0 * std::sqrt(2.0 * static_cast<double>(rows)) + kTermUlps);
+    double s2 = 0, g2 = 0;
+    for (std::size_t j = 0; j < p; ++j) {
+      s2 += s_abs[j] * s_abs[j];
+      g2 += g[j] * g[j];
+    }
+    const double rho = k * kU * std::sqrt(s2 / g2);
+    const double max_norm = o_.max_grad_norm;
+    const double scale =
+        max_norm > 0 && st.grad_norm > max_norm ? max_norm / (st.grad_norm + 1e-6) : 1.0;
+    const Adam& adam = cpu.optimizer();
+    const AdamOptions& ao = adam.options();
+    const double t = static_cast<double>(adam.steps());
+    const double bc1 = 1.0 - std::pow(static_cast<double>(ao.beta1), t);
+    const double bc2 = 1.0 - std::pow(static_cast<double>(ao.beta2), t);
+    for (std::size_t j = 0; j < p; ++j) {
+      dmax_[j] = std::max(dmax_[j], scale * (k * kU * s_abs[j] + rho * std::abs(g[j])));
+      const double m_hat = adam.first_moment()[j] / bc1;
+      const double root_v = std::sqrt(adam.second_moment()[j] / bc2) + ao.eps;
+      double change = (1.0 + std::abs(m_hat) / root_v) * dmax_[j] / root_v;
+      if (steps_ == 1) {  // r = s g / (|s g| + eps): only eps makes it depend on |g|
+        const double sg = scale * std::abs(g[j]);
+        change = dmax_[j] < sg ? ao.eps * dmax_[j] / (sg * (sg - dmax_[j])) : 2.0;
+      }
+      acc_[j] += ao.lr * std::min(2.1, change);
+    }
+  }
+
+  // The bound for each parameter, theta the final parameters.
+  std::vector<double> bound(std::span<const float> theta) const {
+    std::vector<double> b(acc_.size());
+    for (std::size_t j = 0; j < b.size(); ++j)
+      b[j] = acc_[j] + 2.0 * steps_ * kU * std::abs(static_cast<double>(theta[j]));
+    return b;
+  }
+
+ private:
+  Mlp ref_;  // the CPU model before the step being recorded
+  TrainerOptions o_;
+  std::vector<double> dmax_, acc_;
+  int steps_ = 0;
+};
+
 TEST(CudaCD, ThreeStepsMatchCpu) {
   CUEBM_REQUIRE_CUDA();
   // Smooth activations only: the comparison follows chains and Adam through 3 iterations.
@@ -443,12 +560,15 @@ TEST(CudaCD, ThreeStepsMatchCpu) {
       const int64_t batch = 64;
       CDTrainer cpu(cpu_model, opt, batch, Device::cpu());
       CDTrainer gpu(gpu_model, opt, batch, Device::cuda(0));
+      CdDriftBound drift(spec, opt);
+      const std::string run = std::string(persistent ? "PCD " : "CD ") + activation_name(act);
       for (int it = 0; it < 3; ++it) {
         const std::vector<float> data = random_normal(batch * 2, 900 + it, 0.5f);
+        drift.before_step(cpu_model);
         const StepStats sc = cpu.step(data.data(), batch);
+        drift.after_step(data.data(), batch, cpu, sc);
         const StepStats sg = gpu.step(data.data(), batch);
-        const std::string what = std::string(persistent ? "PCD " : "CD ") + activation_name(act) +
-                                 " iteration " + std::to_string(it);
+        const std::string what = run + " iteration " + std::to_string(it);
         EXPECT_NEAR(sg.loss, sc.loss, 1e-5 + 1e-4 * std::abs(sc.loss)) << what;
         EXPECT_NEAR(sg.pos_energy, sc.pos_energy, 1e-5 + 1e-4 * std::abs(sc.pos_energy)) << what;
         EXPECT_NEAR(sg.neg_energy, sc.neg_energy, 1e-5 + 1e-4 * std::abs(sc.neg_energy)) << what;
@@ -460,12 +580,28 @@ TEST(CudaCD, ThreeStepsMatchCpu) {
         const std::vector<float> nc(cpu.last_negatives(), cpu.last_negatives() + batch * 2);
         expect_close_rows(ng, nc, batch, 2, 1e-4, 1e-4, false, what + " negatives");
       }
-      const std::vector<float> pg(gpu_model.parameters().begin(), gpu_model.parameters().end());
-      const std::vector<float> pc(cpu_model.parameters().begin(), cpu_model.parameters().end());
-      // Adam moves each parameter by ~lr per step; gradients agree to ~1e-5 relative, so the
-      // parameters agree to ~lr * 1e-4.
-      expect_close_rows(pg, pc, static_cast<int64_t>(pc.size()), 1, 2e-6, 1e-5, false,
-                        "parameters after 3 steps");
+      gpu.sync_to_host();  // the device's parameters into gpu_model
+      const std::span<const float> pg = gpu_model.parameters(), pc = cpu_model.parameters();
+      const std::vector<double> bound = drift.bound(pc);
+      double worst = 0;
+      std::size_t worst_j = 0;
+      for (std::size_t j = 0; j < pc.size(); ++j) {
+        const double d = std::abs(static_cast<double>(pg[j]) - pc[j]);
+        ASSERT_LE(d, bound[j]) << run << ": parameter " << j << " got " << pg[j] << " ref " << pc[j]
+                               << " (bound " << bound[j] << ")";
+        if (d / bound[j] > worst) {
+          worst = d / bound[j];
+          worst_j = j;
+        }
+      }
+      std::vector<double> sorted = bound;
+      std::sort(sorted.begin(), sorted.end());
+      const double lr = opt.adam.lr;
+      EXPECT_LT(sorted[sorted.size() * 99 / 100], 0.1 * lr) << run << ": bound too loose";
+      std::cout << "[ drift   ] " << run << ": largest |d| / bound " << worst << " (parameter "
+                << worst_j << ", |d| " << std::abs(static_cast<double>(pg[worst_j]) - pc[worst_j])
+                << "), median bound " << sorted[sorted.size() / 2] << ", max " << sorted.back()
+                << "\n";
       EXPECT_EQ(gpu.optimizer().steps(), cpu.optimizer().steps());
       if (persistent) {
         ASSERT_EQ(gpu.replay_buffer().size(), cpu.replay_buffer().size());
@@ -490,15 +626,26 @@ TEST(CudaCD, BitwiseDeterministicAndResumable) {
       EXPECT_EQ(sa.loss, sb.loss);
       EXPECT_EQ(sa.grad_norm, sb.grad_norm);
     }
+    ta.sync_to_host();
+    tb.sync_to_host();
     EXPECT_TRUE(std::equal(a.parameters().begin(), a.parameters().end(), b.parameters().begin()));
-    // Host-side changes are picked up: reset b to a's state and step both once more.
+    // b moves on alone; then the host resets it to a's state (trainer state, parameters, Adam)
+    // and both step once more: the host's changes must reach b's device copies.
+    const std::vector<float> other = random_normal(128 * 2, 55, 0.5f);
+    tb.step(other.data(), 128);
+    tb.sync_to_host();
+    EXPECT_FALSE(std::equal(a.parameters().begin(), a.parameters().end(), b.parameters().begin()));
     tb.load_state(ta.state());
     std::copy(a.parameters().begin(), a.parameters().end(), b.parameters().begin());
     tb.optimizer().load_state(ta.optimizer().steps(), ta.optimizer().first_moment(),
                               ta.optimizer().second_moment());
     const std::vector<float> data = random_normal(128 * 2, 77, 0.5f);
     EXPECT_EQ(ta.step(data.data(), 128).loss, tb.step(data.data(), 128).loss);
+    ta.sync_to_host();
+    tb.sync_to_host();
     EXPECT_TRUE(std::equal(a.parameters().begin(), a.parameters().end(), b.parameters().begin()));
+    EXPECT_EQ(ta.replay_buffer(), tb.replay_buffer());
+    EXPECT_EQ(ta.optimizer().steps(), tb.optimizer().steps());
   }
 }
 
@@ -572,6 +719,172 @@ TEST(LangevinNoiseBuffer, StepsEqualFormulaOnCpu) {
     for (int t = 0; t < 2; ++t) x = x - 0.05 * 2.0 * x + coef * noise[t * n * 3 + i];
     EXPECT_NEAR(r.samples[i], x, 1e-6 + 1e-6 * std::abs(x)) << i;
   }
+}
+
+// The device trainer keeps the parameters, Adam's moments, the negatives and the replay buffer
+// on the device: a warm step copies back only its statistics (40 bytes) and synchronises once
+// (before: 3 P floats + the negatives + the whole buffer, 55 KB per step here without a
+// buffer, 135 KB with one). The host copies come back lazily, through the accessors and
+// sync_to_host(), and are bit for bit those of a trainer that refreshes them after every step.
+TEST(CudaCD, StepCopiesOnlyStatisticsAndSyncsLazily) {
+  CUEBM_REQUIRE_CUDA();
+#if CUEBM_HAVE_CUDA
+  for (bool persistent : {false, true}) {
+    const MlpSpec spec{2, {64, 64}, Activation::kReLU};  // the tutorial's model and batch
+    const int64_t batch = 256;
+    TrainerOptions opt = cd_options(persistent);
+    opt.cd.buffer_size = 10000;  // TorchEBM's default
+    opt.cd.init_steps = 2;
+    Mlp lazy_model(spec, 3), eager_model(spec, 3);
+    CDTrainer lazy(lazy_model, opt, batch, Device::cuda(0));
+    CDTrainer eager(eager_model, opt, batch, Device::cuda(0));
+    const std::string run = persistent ? "PCD" : "CD";
+    const int steps = 4;
+    for (int it = 0; it < steps; ++it) {
+      const std::vector<float> data = random_normal(batch * 2, 60 + it, 0.5f);
+      const detail::CudaTrainerTraffic before = detail::cuda_trainer_traffic_for_testing();
+      const StepStats sl = lazy.step(data.data(), batch);
+      const detail::CudaTrainerTraffic after = detail::cuda_trainer_traffic_for_testing();
+      const StepStats se = eager.step(data.data(), batch);
+      eager.sync_to_host();  // the previous behaviour: every host copy refreshed every step
+      const std::string what = run + " step " + std::to_string(it);
+      if (it > 0) {  // warm (the first step of PCD initialises the buffer, once)
+        EXPECT_LE(after.d2h_bytes - before.d2h_bytes, 256) << what;
+        EXPECT_EQ(after.syncs - before.syncs, 1) << what;
+      }
+      EXPECT_EQ(sl.loss, se.loss) << what;
+      EXPECT_EQ(sl.pos_energy, se.pos_energy) << what;
+      EXPECT_EQ(sl.neg_energy, se.neg_energy) << what;
+      EXPECT_EQ(sl.grad_norm, se.grad_norm) << what;
+      EXPECT_EQ(lazy.buffer_pointer(), eager.buffer_pointer()) << what;
+    }
+    // Read through the trainer after N steps: the same bits as the run that synced every step.
+    const int64_t p = static_cast<int64_t>(lazy_model.num_parameters());
+    const detail::CudaTrainerTraffic t0 = detail::cuda_trainer_traffic_for_testing();
+    EXPECT_EQ(lazy.optimizer().steps(), steps);
+    EXPECT_TRUE(
+        std::ranges::equal(lazy.optimizer().first_moment(), eager.optimizer().first_moment()));
+    EXPECT_TRUE(
+        std::ranges::equal(lazy.optimizer().second_moment(), eager.optimizer().second_moment()));
+    const detail::CudaTrainerTraffic t1 = detail::cuda_trainer_traffic_for_testing();
+    EXPECT_EQ(t1.d2h_bytes - t0.d2h_bytes, 2 * p * 4) << "the moments, once";
+    EXPECT_TRUE(std::equal(lazy.last_negatives(), lazy.last_negatives() + batch * 2,
+                           eager.last_negatives()));
+    EXPECT_EQ(lazy.replay_buffer(), eager.replay_buffer());
+    lazy.sync_to_host();
+    EXPECT_TRUE(std::ranges::equal(lazy_model.parameters(), eager_model.parameters()));
+    const detail::CudaTrainerTraffic t2 = detail::cuda_trainer_traffic_for_testing();
+    lazy.sync_to_host();  // all current: nothing to copy, no synchronisation
+    lazy.state();
+    const detail::CudaTrainerTraffic t3 = detail::cuda_trainer_traffic_for_testing();
+    EXPECT_EQ(t3.d2h_bytes, t2.d2h_bytes);
+    EXPECT_EQ(t3.syncs, t2.syncs);
+    // A host write (after a sync) is uploaded by the next step, and the next sync keeps it.
+    lazy_model.parameters()[5] += 0.25f;
+    eager_model.parameters()[5] += 0.25f;
+    lazy.sync_to_host();  // must not overwrite the write with the device's copy
+    EXPECT_TRUE(std::ranges::equal(lazy_model.parameters(), eager_model.parameters()));
+    const std::vector<float> data = random_normal(batch * 2, 99, 0.5f);
+    EXPECT_EQ(lazy.step(data.data(), batch).loss, eager.step(data.data(), batch).loss);
+    lazy.sync_to_host();
+    eager.sync_to_host();
+    EXPECT_TRUE(std::ranges::equal(lazy_model.parameters(), eager_model.parameters()));
+  }
+#endif
+}
+
+// langevin_sample on the device uploads an energy once and reuses it while it is unchanged;
+// a change to its parameters (or another path) uploads it again.
+TEST(CudaLangevin, DeviceModelCachedWhileEnergyUnchanged) {
+  CUEBM_REQUIRE_CUDA();
+#if CUEBM_HAVE_CUDA
+  Mlp mlp({2, {32, 32}, Activation::kSiLU}, 21);
+  const AnalyticEnergy dw = AnalyticEnergy::double_well(2);
+  LangevinOptions o;
+  o.step_size = 0.01f;
+  o.noise_scale = 0.3f;
+  o.n_steps = 5;
+  o.seed = 8;
+  const auto uploads = [] { return detail::langevin_model_uploads_for_testing(); };
+  const int64_t u0 = uploads();
+  const LangevinResult a = langevin_sample(mlp, nullptr, 100, o, Device::cuda(0));
+  EXPECT_EQ(uploads(), u0 + 1);
+  const LangevinResult b = langevin_sample(mlp, nullptr, 300, o, Device::cuda(0));
+  o.diagnostics = true;
+  o.thin = 2;
+  const LangevinResult c = langevin_sample(mlp, nullptr, 100, o, Device::cuda(0));
+  EXPECT_EQ(uploads(), u0 + 1) << "an unchanged energy is not uploaded again";
+  EXPECT_EQ(a.samples, c.samples);  // reused buffers change nothing
+  EXPECT_TRUE(std::equal(a.samples.begin(), a.samples.end(), b.samples.begin()));
+  // Changed in place: uploaded again, and the chains follow the new parameters, as a fresh
+  // copy of the changed model does on the CPU.
+  mlp.parameters()[0] += 0.5f;
+  const LangevinResult d = langevin_sample(mlp, nullptr, 100, o, Device::cuda(0));
+  EXPECT_EQ(uploads(), u0 + 2);
+  EXPECT_NE(d.samples, c.samples);
+  const LangevinResult d_cpu = langevin_sample(mlp, nullptr, 100, o, Device::cpu());
+  expect_close_rows(d.samples, d_cpu.samples, 100, 2, 1e-4, 1e-4, false, "changed model");
+  detail::force_cuda_general_path_for_testing(true);  // another device model for the same bits
+  const LangevinResult e = langevin_sample(mlp, nullptr, 100, o, Device::cuda(0));
+  detail::force_cuda_general_path_for_testing(false);
+  EXPECT_EQ(uploads(), u0 + 3);
+  expect_close_rows(e.samples, d.samples, 100, 2, 1e-4, 1e-4, false, "general path");
+  langevin_sample(dw, nullptr, 64, o, Device::cuda(0));
+  langevin_sample(dw, nullptr, 64, o, Device::cuda(0));
+  EXPECT_EQ(uploads(), u0 + 4);
+#endif
+}
+
+// run_training on the device reads the trained model wherever the host uses it (checkpoints,
+// the model file, the final parameters and metrics): they agree with each other and with the
+// CPU run of the same settings, not with the initial model a stale host copy would still hold.
+TEST(CudaCD, RunTrainingSavesTheDeviceParameters) {
+  CUEBM_REQUIRE_CUDA();
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("cuebm_cuda_run_" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  TrainConfig c;
+  c.model = {2, {16, 16}, Activation::kSiLU};
+  c.dataset_params = {{"n", 128}, {"components", 4}, {"std", 0.1}, {"radius", 1.5}};
+  c.epochs = 3;
+  c.batch_size = 64;
+  c.cd.k_steps = 5;
+  c.output_dir = "";
+  c.final_steps = 10;
+  c.figure_samples = 64;
+  c.seed = 3;
+  c.model_path = (dir / "m.safetensors").string();
+  c.checkpoint_path = (dir / "ck.safetensors").string();
+  c.device = Device::cuda(0);
+  const auto quiet = [](const std::string&) {};
+  const TrainReport gpu = run_training(c, quiet);
+  const Mlp saved = load_mlp(c.model_path);
+  const Checkpoint ck = read_checkpoint(c.checkpoint_path);
+  fs::remove_all(dir);
+  c.device = Device::cpu();
+  c.model_path.clear();
+  c.checkpoint_path.clear();
+  const TrainReport cpu = run_training(c, quiet);
+  const Mlp initial(c.model, c.seed);
+  ASSERT_EQ(gpu.iterations, 6);
+  EXPECT_TRUE(std::ranges::equal(saved.parameters(), gpu.final_parameters));
+  EXPECT_EQ(ck.parameters, gpu.final_parameters);
+  EXPECT_EQ(ck.adam_steps, gpu.iterations - gpu.skipped);
+  EXPECT_EQ(ck.trainer.iteration, gpu.iterations);
+  // Six Adam steps of lr = 1e-3 move most parameters by ~1e-3 or more; the backends drift
+  // apart by far less (CudaCD.ThreeStepsMatchCpu).
+  std::vector<double> to_cpu, to_initial;
+  for (std::size_t j = 0; j < cpu.final_parameters.size(); ++j) {
+    to_cpu.push_back(std::abs(gpu.final_parameters[j] - cpu.final_parameters[j]));
+    to_initial.push_back(std::abs(gpu.final_parameters[j] - initial.parameters()[j]));
+  }
+  std::ranges::sort(to_cpu);
+  std::ranges::sort(to_initial);
+  const double lr = c.adam.lr;
+  EXPECT_LT(to_cpu[to_cpu.size() / 2], 0.05 * lr);
+  EXPECT_GT(to_initial[to_initial.size() / 2], lr);
+  EXPECT_NEAR(gpu.mmd2, cpu.mmd2, 1e-3 + 0.05 * std::abs(cpu.mmd2));
 }
 
 }  // namespace
