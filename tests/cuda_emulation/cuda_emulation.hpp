@@ -13,6 +13,7 @@
 #include <curand.h>
 #include <curand_kernel.h>
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -94,9 +95,10 @@ KernelAttributes probe_kernel(const std::function<void()>& call);
 // The message of the device fault that made the context fail (empty when none); cleared, with
 // the fault, by cudaDeviceReset. For the emulator's own tests.
 std::string last_fault();
-// True when the shared-memory race check runs (the sources are instrumented and
-// CUEMU_RACECHECK is not 0).
+// The shared-memory race check (instrumented builds): off unless CUEMU_RACECHECK=1, as
+// compute-sanitizer's racecheck is a separate, slower run; set_racecheck turns it on or off.
 bool racecheck_enabled_at_run_time();
+void set_racecheck(bool on);
 
 template <class... P, class... A>
 cudaError_t launch(const char* file, int line, const LaunchConfig& cfg, void (*kernel)(P...),
@@ -221,26 +223,10 @@ inline double __dmul_rn(double a, double b) {
 }
 inline double __fma_rn(double a, double b, double c) { return fma(a, b, c); }
 inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
-inline unsigned __float_as_uint(float x) {
-  unsigned u;
-  std::memcpy(&u, &x, 4);
-  return u;
-}
-inline float __uint_as_float(unsigned u) {
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-inline int __float_as_int(float x) {
-  int i;
-  std::memcpy(&i, &x, 4);
-  return i;
-}
-inline float __int_as_float(int i) {
-  float x;
-  std::memcpy(&x, &i, 4);
-  return x;
-}
+inline unsigned __float_as_uint(float x) { return std::bit_cast<unsigned>(x); }
+inline float __uint_as_float(unsigned u) { return std::bit_cast<float>(u); }
+inline int __float_as_int(float x) { return std::bit_cast<int>(x); }
+inline float __int_as_float(int i) { return std::bit_cast<float>(i); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }

@@ -743,17 +743,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   return g_sticky;
 }
 
-cudaError_t cudaStreamQuery(cudaStream_t stream) {
-  CUEMU_ENTER();
-  CUstream_st* s = resolve(stream);
-  if (!s) return fail(cudaErrorInvalidResourceHandle);
-  if (s->capturing) {
-    s->invalidated = true;
-    return fail(cudaErrorStreamCaptureUnsupported);
-  }
-  flush(s, g_seq);
-  return g_sticky;
-}
+// The stream's work runs now (the emulator has no background progress), so it is complete.
+cudaError_t cudaStreamQuery(cudaStream_t stream) { return cudaStreamSynchronize(stream); }
 
 cudaError_t cudaStreamGetDevice(cudaStream_t stream, int* device) {
   CUEMU_ENTER();

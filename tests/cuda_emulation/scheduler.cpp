@@ -594,13 +594,22 @@ KernelAttributes probe_kernel(const std::function<void()>& call) {
 namespace detail {
 std::string execute_grid(const GridJob& job) { return Pool::get().run(job); }
 
-bool racecheck_enabled() {
-  static const bool on = [] {
+namespace {
+std::atomic<bool>& racecheck_flag() {
+  static std::atomic<bool> on = [] {
     const char* env = std::getenv("CUEMU_RACECHECK");
-    return !(env && std::string(env) == "0");
+    return env && std::string(env) == "1";
   }();
   return on;
 }
+}  // namespace
+
+bool racecheck_enabled() { return racecheck_flag().load(std::memory_order_relaxed); }
+}  // namespace detail
+
+void set_racecheck(bool on) { detail::racecheck_flag().store(on); }
+
+namespace detail {
 
 void shared_access(const void* p, std::size_t bytes, bool write, const void* pc) {
   Worker* w = tl_worker;

@@ -34,6 +34,13 @@ __global__ void neighbour_kernel(float* out) {
   out[t] = slots[(t + 1) % blockDim.x];
 }
 
+// Turns the race check on for one test (instrumented builds; not the sanitizer build).
+struct RaceCheckOn {
+  bool was = cuemu::racecheck_enabled_at_run_time();
+  RaceCheckOn() { cuemu::set_racecheck(true); }
+  ~RaceCheckOn() { cuemu::set_racecheck(was); }
+};
+
 bool racecheck_on() {
 #if defined(__SANITIZE_THREAD__)
   return cuemu::racecheck_enabled_at_run_time();
@@ -51,7 +58,9 @@ void expect_fault(F launch, const std::string& needle, const char* source = "tes
   EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
   const std::string fault = cuemu::last_fault();
   EXPECT_NE(fault.find(needle), std::string::npos) << fault;
-  if (source) EXPECT_NE(fault.find(source), std::string::npos) << "names the source: " << fault;
+  if (source) {
+    EXPECT_NE(fault.find(source), std::string::npos) << "names the source: " << fault;
+  }
   EXPECT_EQ(cudaDeviceReset(), cudaSuccess);
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
 }
@@ -59,6 +68,7 @@ void expect_fault(F launch, const std::string& needle, const char* source = "tes
 // Without the barrier the race check reports the race (instrumented builds); without the race
 // check the result is wrong (the neighbour's slot still holds the NaN fill).
 TEST(CudaEmulation, MissingSyncthreadsIsCaught) {
+  RaceCheckOn race_check;
   DeviceFloats out(128);
   neighbour_kernel<true><<<1, 128>>>(out.p);
   CK(cudaGetLastError());
@@ -90,6 +100,7 @@ __global__ void racy_reduce_kernel(float* out) {
 }
 
 TEST(CudaEmulation, RaceCheckReportsAReductionWithoutBarriers) {
+  RaceCheckOn race_check;
   if (!racecheck_on()) GTEST_SKIP() << "built without the race check (the ASan build)";
   DeviceFloats out(1);
   expect_fault([&] { racy_reduce_kernel<<<1, 64>>>(out.p); }, "shared-memory race", nullptr);
