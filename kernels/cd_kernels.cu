@@ -463,7 +463,7 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
   // shadows): a checkpoint loaded into the model or the optimiser. They are uploaded. The
   // model's parameters are the caller's Mlp, writable at any time: compared on every step (a
   // host-side memcmp, no device traffic). Adam is reachable only through
-  // CDTrainer::optimizer(): compared when it was handed out since the last step.
+  // CDTrainer::optimizer(): compared on every step and sync once it has been handed out.
   void adopt_host_changes(cudaStream_t s) {
     const std::size_t bytes = P_ * sizeof(float);
     if (std::memcmp(model_.parameters().data(), shadow_params_.data(), bytes) != 0) {
@@ -473,8 +473,7 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
         launch_pack_fused(dm_.lay, dm_.flat.data(), dm_.packed.data(), s);
       model_stale_ = false;
     }
-    if (adam_handed_out_) {
-      adam_handed_out_ = false;
+    if (adam_handed_out_) {  // stays set: the caller may hold the reference and write later
       if (adam_.steps() != shadow_steps_ ||
           std::memcmp(adam_.first_moment().data(), shadow_m_.data(), bytes) != 0 ||
           std::memcmp(adam_.second_moment().data(), shadow_v_.data(), bytes) != 0) {

@@ -22,9 +22,9 @@ std::string describe(const char* call, cudaError_t st) {
          ")";
 }
 
-// Devices present and able to run this build's kernels: a device the binary has no image for
+// Devices present and able to run this build's kernels: a device 0 the binary has no image for
 // (an sm_75 card for an sm_80;90 build) or a driver too old for the runtime must not be chosen
-// by --device auto. Probed once per process; the error state is cleared afterwards.
+// by --device auto. Probed once per process.
 Availability probe() {
   Availability a;
   cudaError_t st = cudaGetDeviceCount(&a.count);
@@ -38,27 +38,24 @@ Availability probe() {
     a.reason = "cudaGetDeviceCount reports 0 devices";
     return a;
   }
+  // Device 0 is the one --device auto picks; probing only it creates no context on the others.
   int previous = 0;
   cudaGetDevice(&previous);
-  for (int d = 0; d < a.count; ++d) {
-    cudaFuncAttributes attr{};
-    st = cudaSetDevice(d);
-    if (st == cudaSuccess) st = cudaFuncGetAttributes(&attr, probe_kernel);
-    if (st != cudaSuccess) {
-      cudaDeviceProp prop{};
-      const bool named = cudaGetDeviceProperties(&prop, d) == cudaSuccess;
-      a.reason = "CUDA device " + std::to_string(d) +
-                 (named ? " (" + std::string(prop.name) + ", sm_" + std::to_string(prop.major) +
-                              std::to_string(prop.minor) + ")"
-                        : std::string()) +
-                 " cannot run this build's kernels: " + describe("cudaFuncGetAttributes", st);
-      a.count = d;  // devices before it are usable (device ordinals stay contiguous)
-      break;
-    }
+  cudaFuncAttributes attr{};
+  st = cudaSetDevice(0);
+  if (st == cudaSuccess) st = cudaFuncGetAttributes(&attr, probe_kernel);
+  if (st != cudaSuccess) {
+    cudaDeviceProp prop{};
+    const bool named = cudaGetDeviceProperties(&prop, 0) == cudaSuccess;
+    a.reason = "CUDA device 0" +
+               (named ? " (" + std::string(prop.name) + ", sm_" + std::to_string(prop.major) +
+                            std::to_string(prop.minor) + ")"
+                      : std::string()) +
+               " cannot run this build's kernels: " + describe("cudaFuncGetAttributes", st);
+    a.count = 0;
+    (void)cudaGetLastError();  // the probe's own, non-sticky error
   }
-  (void)cudaGetLastError();
   cudaSetDevice(previous);
-  if (a.count > 0) a.reason.clear();
   return a;
 }
 

@@ -201,7 +201,12 @@ void thread_exited(Block& b, Thread& t) {
       b.error = s.str();
       return;
     }
-  if (b.barrier_arrived > 0 && b.barrier_arrived == b.live) release_barrier(b);
+  if (b.barrier_arrived > 0 && b.error.empty()) {
+    // A thread left while others wait at __syncthreads: a barrier in divergent code, undefined
+    // on a GPU (where it may hang or pass). Strict here, whatever the schedule.
+    b.error = thread_name(b, t) + " exited while " + std::to_string(b.barrier_arrived) +
+              " threads of its block wait at __syncthreads (a barrier after an early return?)";
+  }
 }
 
 void fiber_main(void* arg) {
@@ -490,6 +495,11 @@ void syncthreads(const char* file, int line) { (void)syncthreads_count(0, file, 
 int syncthreads_count(int pred, const char* file, int line) {
   Thread& t = current_thread("__syncthreads", file, line);
   Block& b = *tl_worker->block;
+  if (b.live < b.n_threads)
+    fail_current("__syncthreads at " + where(file, line) + " after " +
+                 std::to_string(b.n_threads - b.live) +
+                 " threads of the block exited (a barrier after an early return is undefined on "
+                 "a GPU)");
   t.wait_file = file;
   t.wait_line = line;
   t.state = State::kBarrier;

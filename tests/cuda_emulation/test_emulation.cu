@@ -151,6 +151,13 @@ __global__ void divergent_barrier_kernel(float* out) {
   }
 }
 
+// Half the block returns, the other half meets at a barrier: undefined on a GPU.
+__global__ void barrier_after_return_kernel(float* out) {
+  if (threadIdx.x >= 16) return;
+  __syncthreads();
+  out[threadIdx.x] = 1.0f;
+}
+
 __global__ void outside_mask_kernel(float* out) {
   if (threadIdx.x < 16) out[threadIdx.x] = __shfl_xor_sync(0x0000ffffu, 1.0f, 16);
 }
@@ -160,6 +167,8 @@ TEST(CudaEmulation, MisusedCollectivesFailNamingThreadAndLine) {
   expect_fault([&] { early_return_kernel<<<1, 64>>>(out.p); }, "exited");
   expect_fault([&] { divergent_barrier_kernel<<<1, 32>>>(out.p); }, "deadlock");
   expect_fault([&] { outside_mask_kernel<<<1, 32>>>(out.p); }, "not in the mask");
+  expect_fault([&] { barrier_after_return_kernel<<<1, 32>>>(out.p); }, "__syncthreads",
+               nullptr);
 }
 
 __global__ void __launch_bounds__(64) bounded_kernel(float* out) { out[threadIdx.x] = 1.0f; }
