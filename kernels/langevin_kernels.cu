@@ -126,7 +126,7 @@ void launch_chains(const DeviceModel& m, const ChainArgs& a, float* scratch, int
                    cudaStream_t stream) {
   if (a.n_total <= 0) return;
   if (m.kind == DeviceModel::Kind::kFused) {
-    const FusedLaunch fl = plan_fused_launch(m.lay, a.n_total);
+    const FusedLaunch fl = plan_fused_launch(m.lay, a.n_total, FusedKernel::kChain);
     if (fl.threads == 0) throw CudaError("fused MLP chain kernel does not fit in shared memory");
     dispatch_width(m.lay.width, [&]<int W>() {
       launch_fused_chain<W>(m.act, fl, blocks_for(a.n_total, fl.threads), a, m.lay, m.packed.data(),

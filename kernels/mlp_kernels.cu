@@ -2,6 +2,8 @@
 // and E(x) / dE/dx for batches (energy_cuda, gradient_cuda).
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -100,6 +102,13 @@ int current_device() {
   return dev;
 }
 
+// Whether both fused kernels have a launch plan on the current device (a plan exists for every
+// n when it exists for one: the candidates do not depend on n).
+bool fused_plan_exists(const FusedLayout& lay) {
+  return plan_fused_launch(lay, 1, FusedKernel::kEval).threads > 0 &&
+         plan_fused_launch(lay, 1, FusedKernel::kChain).threads > 0;
+}
+
 unsigned grid_for(int64_t rows, int threads) {
   return static_cast<unsigned>((rows + threads - 1) / threads);
 }
@@ -140,31 +149,29 @@ void set_cuda_block_size_for_testing(int threads) {
 
 void force_cuda_general_path_for_testing(bool force) { g_force_general.store(force); }
 
-FusedLaunch plan_fused_launch(const FusedLayout& lay, int64_t n) {
-  const int dev = current_device();
-  int optin = 0, sms = 1;
-  CUEBM_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  CUEBM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const std::size_t wb = static_cast<std::size_t>(lay.total) * sizeof(float);
-  const std::size_t rb = static_cast<std::size_t>(lay.per_row) * sizeof(float);
-  auto bytes = [&](int t, bool in_smem) { return (in_smem ? wb : 0) + t * rb; };
-  auto fits = [&](int t, bool in_smem) {
-    return bytes(t, in_smem) <= static_cast<std::size_t>(optin);
-  };
-  if (const int k = block_size_knob(); k > 0) {
-    for (bool in_smem : {true, false})
-      if (fits(k, in_smem)) return {k, in_smem, bytes(k, in_smem)};
-  }
-  // Small batches: small blocks, so that every SM gets work.
-  int pref = 32;
-  if (n >= int64_t{128} * sms)
-    pref = 128;
-  else if (n >= int64_t{64} * sms)
-    pref = 64;
-  for (bool in_smem : {true, false})
-    for (int t = pref; t >= 32; t /= 2)
-      if (fits(t, in_smem)) return {t, in_smem, bytes(t, in_smem)};
-  return {};
+const LaunchLimits& device_launch_limits(int device) {
+  static std::mutex mu;
+  static std::map<int, LaunchLimits> cache;  // nodes are stable: references stay valid
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto it = cache.find(device);
+  if (it != cache.end()) return it->second;
+  cudaDeviceProp p{};
+  CUEBM_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+  LaunchLimits l;
+  l.sm_count = p.multiProcessorCount;
+  l.max_threads_per_sm = p.maxThreadsPerMultiProcessor;
+  l.max_blocks_per_sm = p.maxBlocksPerMultiProcessor;
+  l.regs_per_sm = p.regsPerMultiprocessor;
+  l.smem_per_sm = p.sharedMemPerMultiprocessor;
+  l.smem_optin_per_block = p.sharedMemPerBlockOptin;
+  l.smem_reserved_per_block = p.reservedSharedMemPerBlock;
+  l.arch = 10 * p.major + p.minor;
+  return cache.emplace(device, l).first->second;
+}
+
+FusedLaunch plan_fused_launch(const FusedLayout& lay, int64_t n, FusedKernel kernel) {
+  return plan_fused_launch(lay, n, kernel, device_launch_limits(current_device()),
+                           block_size_knob());
 }
 
 int64_t row_chunk(int64_t n, int64_t per_row_floats) {
@@ -209,7 +216,7 @@ void make_device_model(const Energy& energy, DeviceModel& m, cudaStream_t stream
       dispatch_width(width, [&]<int W>() {
         m.lay = make_fused_layout(W, m.dim, m.n_lin - 1, kFusedChunk<W>);
       });
-      if (plan_fused_launch(m.lay, 1 << 30).threads > 0) {
+      if (fused_plan_exists(m.lay)) {
         m.kind = DeviceModel::Kind::kFused;
         m.packed.resize(m.lay.total);
         launch_pack_fused(m.lay, m.flat.data(), m.packed.data(), stream);
@@ -262,7 +269,7 @@ void launch_eval(const DeviceModel& m, const float* x, int64_t n, float* e, floa
   if (n <= 0) return;
   const int D = m.dim;
   if (m.kind == DeviceModel::Kind::kFused) {
-    const FusedLaunch fl = plan_fused_launch(m.lay, n);
+    const FusedLaunch fl = plan_fused_launch(m.lay, n, FusedKernel::kEval);
     if (fl.threads == 0) throw CudaError("fused MLP kernel does not fit in shared memory");
     dispatch_width(m.lay.width, [&]<int W>() {
       launch_fused_eval<W>(m.act, fl, grid_for(n, fl.threads), x, n, e, grad, m.lay,
@@ -303,8 +310,7 @@ std::string cuda_mlp_path(const Mlp& mlp, int device) {
   dispatch_width(width, [&]<int W>() {
     lay = make_fused_layout(W, mlp.dim(), mlp.num_linear_layers() - 1, kFusedChunk<W>);
   });
-  return plan_fused_launch(lay, 1 << 30).threads > 0 ? "fused<" + std::to_string(width) + ">"
-                                                     : "general";
+  return fused_plan_exists(lay) ? "fused<" + std::to_string(width) + ">" : "general";
 }
 
 namespace {

@@ -10,8 +10,10 @@
 //  - weights in shared memory, copied once per block (one __syncthreads), each layer stored in
 //    both orientations so that the 16 or 32 outputs a thread accumulates at once are
 //    contiguous: one broadcast float4 load feeds 4 FMAs, and one load of the input activation
-//    feeds C FMAs. When the weights do not fit next to the per-row storage they are read from
-//    global memory (uniform addresses, served by L1) through the same generic pointer.
+//    feeds C FMAs. Or the weights are read from global memory (uniform addresses, through L1)
+//    through the same generic pointer: the launch planner (host/launch_plan.hpp) picks the
+//    placement and the block size (32..256 threads) that keep the most warps resident; the
+//    results do not depend on either.
 //  - per-row storage (input x, the activation derivatives of every hidden layer, one or two
 //    activation buffers) lives in shared memory in column layout: value k of thread t at
 //    [k * T + t], so a warp's accesses hit 32 distinct banks. Threads never read each other's
@@ -25,6 +27,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../host/launch_plan.hpp"
 #include "activation.cuh"
 #include "analytic.cuh"
 #include "cuda_check.cuh"
@@ -70,54 +73,9 @@ bool dispatch_fused(int width, Activation act, F&& f) {
 
 // Outputs a thread accumulates at once in the fused kernels.
 template <int W>
-inline constexpr int kFusedChunk = W >= 32 ? 32 : 16;
+inline constexpr int kFusedChunk = fused_chunk(W);
 inline constexpr int kMaxFusedDim = 128;
-// Threads per block of the row kernels never exceed this (their __launch_bounds__).
-inline constexpr int kMaxRowBlock = 256;
-
-// Offsets (in floats, all multiples of 4) of the packed fused weights, and the per-row storage.
-struct FusedLayout {
-  int width = 0;          // W
-  int dim = 0;            // D
-  int dim_pad = 0;        // D rounded up to the chunk
-  int hidden_layers = 0;  // L >= 1
-  int w0t = 0;            // D x W: w0t[k * W + j] = W0[j][k]
-  int w0 = 0;             // W x dim_pad: w0[j * dim_pad + i] = W0[j][i] (0 for i >= D)
-  int b0 = 0;             // W
-  int hid = 0;            // hidden-hidden layer l (1..L-1) at hid + (l-1) * hid_stride:
-  int hid_stride = 0;     //   transposed W x W, then as stored W x W, then bias W
-  int wout = 0;           // W
-  int bout = 0;           // 1 (+3 padding)
-  int total = 0;
-  int per_row = 0;  // floats of per-row storage: D + L W + (0, 1 or 2) W
-};
-
-inline FusedLayout make_fused_layout(int width, int dim, int hidden_layers, int chunk) {
-  FusedLayout l;
-  l.width = width;
-  l.dim = dim;
-  l.dim_pad = (dim + chunk - 1) / chunk * chunk;
-  l.hidden_layers = hidden_layers;
-  int o = 0;
-  l.w0t = o;
-  o += dim * width;
-  o = (o + 3) / 4 * 4;
-  l.w0 = o;
-  o += width * l.dim_pad;
-  l.b0 = o;
-  o += width;
-  l.hid = o;
-  l.hid_stride = 2 * width * width + width;
-  o += (hidden_layers - 1) * l.hid_stride;
-  l.wout = o;
-  o += width;
-  l.bout = o;
-  o += 4;
-  l.total = o;
-  const int act_buffers = hidden_layers == 1 ? 0 : (hidden_layers == 2 ? 1 : 2);
-  l.per_row = dim + hidden_layers * width + act_buffers * width;
-  return l;
-}
+// kMaxRowBlock, FusedLayout and make_fused_layout: host/launch_plan.hpp.
 
 // Builds the packed layout from the flat PyTorch-ordered parameters (both on the device).
 void launch_pack_fused(const FusedLayout& lay, const float* flat, float* packed,
@@ -420,14 +378,12 @@ void make_device_model(const Energy& energy, DeviceModel& out, cudaStream_t stre
 // Which MLP path a model of these widths takes ("fused<W>" or "general").
 bool fused_eligible(const std::vector<int>& widths, int& width);
 
-struct FusedLaunch {
-  int threads = 0;
-  bool weights_in_smem = false;
-  std::size_t smem_bytes = 0;
-};
-// Threads per block and shared memory for the fused kernels on the current device; threads ==
-// 0 when the per-row storage does not fit (use the general path).
-FusedLaunch plan_fused_launch(const FusedLayout& lay, int64_t n);
+// Threads per block and shared memory for fused kernel `kernel` on n rows on the current device
+// (host/launch_plan.hpp: the rule, and FusedLaunch); threads == 0 when the per-row storage does
+// not fit (use the general path). Honours set_cuda_block_size_for_testing.
+FusedLaunch plan_fused_launch(const FusedLayout& lay, int64_t n, FusedKernel kernel);
+// The limits of `device` (cached per device: the attributes do not change).
+const LaunchLimits& device_launch_limits(int device);
 // Threads per block of the general and analytic row kernels.
 int row_block_size();
 // Current test knob (0 = automatic).

@@ -174,9 +174,20 @@ TEST(CudaPhilox, DeviceBitsEqualHostAndCurand) {
 TEST(CudaEnergy, FusedMatchesCpuForEveryWidthActivationAndBatch) {
   CUEBM_REQUIRE_CUDA();
 #if CUEBM_HAVE_CUDA
+  // The fused kernels keep 32 rows or more of per-row storage (x, every hidden layer's
+  // derivatives, 0-2 activation buffers: host/launch_plan.hpp, FusedLayout::per_row) in one
+  // block's shared memory; where 32 rows exceed the device's opt-in limit (A100: 163 KB;
+  // sm_86/89/120: 99 KB) the planner falls back to the general path.
+  const std::size_t optin = detail::cuda_device_info(0).shared_per_block_optin;
+  auto expected_path = [&](int d, int w, int layers) {
+    const int act_buffers = layers == 1 ? 0 : (layers == 2 ? 1 : 2);
+    const std::size_t row_bytes = sizeof(float) * (d + layers * w + act_buffers * w);
+    return 32 * row_bytes <= optin ? "fused<" + std::to_string(w) + ">" : std::string("general");
+  };
   int combo = 0;
   for (int wi = 0; wi < 5; ++wi) {
     const int w = kWidths[wi];
+    int fused_cases = 0;
     for (Activation act : kActs) {
       for (int64_t n : kBatches) {
         // The 65537-row batch for two activations per width (every activation over the widths)
@@ -187,7 +198,9 @@ TEST(CudaEnergy, FusedMatchesCpuForEveryWidthActivationAndBatch) {
         const int d = dims[combo % 4];
         const int layers = n == 65537 && w == 256 ? 1 : 1 + combo % 3;
         Mlp mlp({d, std::vector<int>(layers, w), act}, 100 + combo);
-        ASSERT_EQ(detail::cuda_mlp_path(mlp, 0), "fused<" + std::to_string(w) + ">");
+        const std::string path = detail::cuda_mlp_path(mlp, 0);
+        ASSERT_EQ(path, expected_path(d, w, layers)) << mlp.name() << ", opt-in " << optin;
+        fused_cases += path != "general";
         const std::vector<float> x = random_normal(n * d, combo);
         std::vector<float> e_ref(n), g_ref(n * d), e(n), g(n * d), e2(n);
         mlp.gradient(x.data(), n, g_ref.data(), e_ref.data());
@@ -197,8 +210,23 @@ TEST(CudaEnergy, FusedMatchesCpuForEveryWidthActivationAndBatch) {
         expect_close_rows(e, e_ref, n, 1, 1e-4, 1e-4, false, what + " energy");
         expect_close_rows(e2, e, n, 1, 0, 0, false, what + " energy-only kernel");
         expect_close_rows(g, g_ref, n, d, 1e-4, 1e-4, kinked(act), what + " gradient");
+        if (n == 257) {
+          // Every launch plan gives the same bits (32-thread blocks keep the weights in shared
+          // memory where they fit; 256 threads read them from global memory, or fall back to
+          // the automatic plan when 256 rows do not fit).
+          for (int threads : {32, 256}) {
+            detail::set_cuda_block_size_for_testing(threads);
+            std::vector<float> e3(n), g3(n * d);
+            detail::gradient_cuda(mlp, x.data(), n, g3.data(), e3.data(), 0);
+            EXPECT_EQ(e3, e) << what << ", " << threads << " threads";
+            EXPECT_EQ(g3, g) << what << ", " << threads << " threads";
+          }
+          detail::set_cuda_block_size_for_testing(0);
+        }
       }
     }
+    // Every width has cases whose 32 rows fit any supported device (all those with L = 1).
+    EXPECT_GT(fused_cases, 0) << "width " << w;
   }
 #endif
 }
