@@ -37,6 +37,9 @@ struct ThreadView {
   dim3 grid_dim;
 };
 extern thread_local ThreadView* tl_view;
+// The calling fiber's view, through a call: kernel code must not keep a thread-local address or
+// value across a switch (sanitizer builds did).
+ThreadView& current_view();
 
 // ---- Device-side calls (tests/cuda_emulation/scheduler.cpp) ----
 void syncthreads(const char* file, int line);
@@ -141,10 +144,10 @@ cudaError_t launch(const char* file, int line, const LaunchConfig& cfg, void (*k
 #define __launch_bounds__(...)
 #define warpSize 32
 
-#define threadIdx (::cuemu::tl_view->thread_idx)
-#define blockIdx (::cuemu::tl_view->block_idx)
-#define blockDim (::cuemu::tl_view->block_dim)
-#define gridDim (::cuemu::tl_view->grid_dim)
+#define threadIdx (::cuemu::current_view().thread_idx)
+#define blockIdx (::cuemu::current_view().block_idx)
+#define blockDim (::cuemu::current_view().block_dim)
+#define gridDim (::cuemu::current_view().grid_dim)
 
 #define CUEMU_KERNEL_PROLOGUE(max_threads, min_blocks)                                   \
   if (::cuemu::kernel_prologue((max_threads), (min_blocks), __func__, __FILE__, __LINE__)) \

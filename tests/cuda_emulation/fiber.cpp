@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define CUEMU_ASAN 1
 #else
@@ -86,6 +87,11 @@ void prepare_fiber(Fiber& f, std::size_t stack_bytes, void (*fn)(void*), void* a
     f.stack = static_cast<char*>(m);
     f.stack_bytes = stack_bytes;
   }
+#if CUEMU_ASAN
+  // A reused stack may hold the redzones of frames that never returned (a fiber abandoned
+  // after a device fault): clear them, or the next fiber's frames trip over them.
+  __asan_unpoison_memory_region(f.stack + page, stack_bytes);
+#endif
   const uintptr_t top = reinterpret_cast<uintptr_t>(f.stack + page + stack_bytes) & ~uintptr_t{15};
   uint64_t* sp = reinterpret_cast<uint64_t*>(top);
   *--sp = reinterpret_cast<uint64_t>(&cuemu_fiber_trampoline);  // return address

@@ -30,6 +30,15 @@ namespace cuemu {
 
 thread_local ThreadView* tl_view = nullptr;
 
+ThreadView& current_view() {
+  if (!tl_view) {
+    std::fprintf(stderr, "CUDA emulation: threadIdx/blockIdx/blockDim/gridDim read outside a "
+                         "kernel\n");
+    std::abort();
+  }
+  return *tl_view;
+}
+
 namespace {
 
 using detail::GridJob;
