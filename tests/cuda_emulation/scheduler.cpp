@@ -62,6 +62,7 @@ struct Thread {
   ThreadView view{};
   int linear = 0, warp = 0, lane = 0;
   State state = State::kReady;
+  bool started = false;
   const char* wait_file = "";
   int wait_line = 0;
   // The collective this lane takes part in.
@@ -106,6 +107,7 @@ struct Block {
   std::vector<SharedVar> static_shared;
   std::size_t static_bytes = 0;
   std::string error;
+  bool aborting = false;  // after an error: waiting fibers are resumed to unwind
 };
 
 // Per OS thread: the scheduler's context, the fibers' stacks, the block being run.
@@ -175,9 +177,14 @@ std::string thread_name(const Block& b, const Thread& t) {
 // ---- Switching ----
 [[noreturn]] void fail_current(const std::string& what);
 
+// Thrown inside a fiber when its block has failed: unwinds the kernel's frames (their
+// destructors run, nothing leaks) back to fiber_main.
+struct BlockAborted {};
+
 void yield_to_scheduler() {
   Worker& w = *tl_worker;
   detail::switch_fiber(w.current->fiber, w.main, /*exiting=*/false);
+  if (w.block->aborting) throw BlockAborted{};
 }
 
 void release_barrier(Block& b) {
@@ -221,8 +228,12 @@ void thread_exited(Block& b, Thread& t) {
 void fiber_main(void* arg) {
   Thread* t = static_cast<Thread*>(arg);
   detail::fiber_started(tl_worker->main);
-  tl_worker->block->job->body();
-  thread_exited(*tl_worker->block, *t);
+  try {
+    tl_worker->block->job->body();
+    thread_exited(*tl_worker->block, *t);
+  } catch (const BlockAborted&) {
+    t->state = State::kDone;
+  }
   detail::switch_fiber(t->fiber, tl_worker->main, /*exiting=*/true);
   std::abort();  // never resumed
 }
@@ -230,9 +241,8 @@ void fiber_main(void* arg) {
 [[noreturn]] void fail_current(const std::string& what) {
   Worker& w = *tl_worker;
   if (w.block->error.empty()) w.block->error = thread_name(*w.block, *w.current) + ": " + what;
-  w.current->state = State::kDone;
-  detail::switch_fiber(w.current->fiber, w.main, /*exiting=*/false);
-  std::abort();  // an abandoned fiber is never resumed
+  w.block->aborting = true;
+  throw BlockAborted{};
 }
 
 std::string where(const char* file, int line) { return std::string(file) + ":" + std::to_string(line); }
@@ -384,6 +394,7 @@ std::string run_block(const GridJob& job, uint3 index) {
     t.warp = i / 32;
     t.lane = i % 32;
     t.state = State::kReady;
+    t.started = false;
     t.view.thread_idx = uint3{static_cast<unsigned>(i) % job.block.x,
                               static_cast<unsigned>(i) / job.block.x % job.block.y,
                               static_cast<unsigned>(i) / (job.block.x * job.block.y)};
@@ -401,10 +412,21 @@ std::string run_block(const GridJob& job, uint3 index) {
       progress = true;
       w.current = &t;
       tl_view = &t.view;
+      t.started = true;
       detail::switch_fiber(w.main, t.fiber, /*exiting=*/false);
       if (!b.error.empty()) break;
     }
     if (!progress && b.error.empty()) b.error = deadlock_report(b);
+  }
+  if (!b.error.empty()) {  // unwind the fibers still inside the kernel
+    b.aborting = true;
+    for (int i = 0; i < n; ++i) {
+      Thread& t = w.threads[i];
+      if (t.state == State::kDone || !t.started) continue;
+      w.current = &t;
+      tl_view = &t.view;
+      detail::switch_fiber(w.main, t.fiber, /*exiting=*/false);
+    }
   }
   w.current = nullptr;
   tl_view = nullptr;
