@@ -90,8 +90,8 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
 
 // y = alpha op(A) x + beta y; A is m x n (column-major).
 cublasStatus_t cublasSgemv_v2(cublasHandle_t handle, cublasOperation_t trans, int m, int n,
-                              const float* alpha, const float* A, int lda, const float* x,
-                              int incx, const float* beta, float* y, int incy) {
+                              const float* alpha, const float* A, int lda, const float* x, int incx,
+                              const float* beta, float* y, int incy) {
   if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (m < 0 || n < 0 || !alpha || !beta || lda < m || lda < 1 || incx == 0 || incy == 0)
     return CUBLAS_STATUS_INVALID_VALUE;

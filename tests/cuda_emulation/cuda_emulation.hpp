@@ -54,8 +54,7 @@ void* dynamic_shared_memory();
 void* static_shared_memory(const void* key, std::size_t bytes, std::size_t align);
 [[noreturn]] void device_trap(const char* what, const char* file, int line);
 // Kernel entry: true when the launch is probing the kernel's attributes (return at once).
-bool kernel_prologue(int max_threads, int min_blocks, const char* name, const char* file,
-                     int line);
+bool kernel_prologue(int max_threads, int min_blocks, const char* name, const char* file, int line);
 
 template <class T>
 T shuffle(unsigned mask, T v, ShuffleKind kind, int arg, int width, const char* file, int line) {
@@ -149,29 +148,34 @@ cudaError_t launch(const char* file, int line, const LaunchConfig& cfg, void (*k
 #define blockDim (::cuemu::current_view().block_dim)
 #define gridDim (::cuemu::current_view().grid_dim)
 
-#define CUEMU_KERNEL_PROLOGUE(max_threads, min_blocks)                                   \
-  if (::cuemu::kernel_prologue((max_threads), (min_blocks), __func__, __FILE__, __LINE__)) \
-    return;
+#define CUEMU_KERNEL_PROLOGUE(max_threads, min_blocks) \
+  if (::cuemu::kernel_prologue((max_threads), (min_blocks), __func__, __FILE__, __LINE__)) return;
 
 #define __syncthreads() ::cuemu::syncthreads(__FILE__, __LINE__)
 #define __syncthreads_count(pred) ::cuemu::syncthreads_count((pred), __FILE__, __LINE__)
-#define __syncthreads_and(pred) \
-  (::cuemu::syncthreads_count((pred) ? 1 : 0, __FILE__, __LINE__) == static_cast<int>(blockDim.x * blockDim.y * blockDim.z))
+#define __syncthreads_and(pred)                                      \
+  (::cuemu::syncthreads_count((pred) ? 1 : 0, __FILE__, __LINE__) == \
+   static_cast<int>(blockDim.x * blockDim.y * blockDim.z))
 #define __syncthreads_or(pred) (::cuemu::syncthreads_count((pred) ? 1 : 0, __FILE__, __LINE__) > 0)
 #define __syncwarp(...) ::cuemu::syncwarp(::cuemu::default_mask(__VA_ARGS__), __FILE__, __LINE__)
 #define __ballot_sync(mask, pred) ::cuemu::ballot_sync((mask), (pred) ? 1 : 0, __FILE__, __LINE__)
-#define __any_sync(mask, pred) (::cuemu::ballot_sync((mask), (pred) ? 1 : 0, __FILE__, __LINE__) != 0u)
+#define __any_sync(mask, pred) \
+  (::cuemu::ballot_sync((mask), (pred) ? 1 : 0, __FILE__, __LINE__) != 0u)
 #define __all_sync(mask, pred) \
   (::cuemu::ballot_sync((mask), (pred) ? 1 : 0, __FILE__, __LINE__) == (mask))
 #define __activemask() ::cuemu::activemask()
-#define __shfl_sync(mask, v, src, ...) \
-  ::cuemu::shuffle((mask), (v), ::cuemu::ShuffleKind::kIndex, (src), ::cuemu::default_width(__VA_ARGS__), __FILE__, __LINE__)
-#define __shfl_up_sync(mask, v, d, ...) \
-  ::cuemu::shuffle((mask), (v), ::cuemu::ShuffleKind::kUp, (d), ::cuemu::default_width(__VA_ARGS__), __FILE__, __LINE__)
-#define __shfl_down_sync(mask, v, d, ...) \
-  ::cuemu::shuffle((mask), (v), ::cuemu::ShuffleKind::kDown, (d), ::cuemu::default_width(__VA_ARGS__), __FILE__, __LINE__)
-#define __shfl_xor_sync(mask, v, m, ...) \
-  ::cuemu::shuffle((mask), (v), ::cuemu::ShuffleKind::kXor, (m), ::cuemu::default_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __shfl_sync(mask, v, src, ...)                               \
+  ::cuemu::shuffle((mask), (v), ::cuemu::ShuffleKind::kIndex, (src), \
+                   ::cuemu::default_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __shfl_up_sync(mask, v, d, ...)                         \
+  ::cuemu::shuffle((mask), (v), ::cuemu::ShuffleKind::kUp, (d), \
+                   ::cuemu::default_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __shfl_down_sync(mask, v, d, ...)                         \
+  ::cuemu::shuffle((mask), (v), ::cuemu::ShuffleKind::kDown, (d), \
+                   ::cuemu::default_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __shfl_xor_sync(mask, v, m, ...)                         \
+  ::cuemu::shuffle((mask), (v), ::cuemu::ShuffleKind::kXor, (m), \
+                   ::cuemu::default_width(__VA_ARGS__), __FILE__, __LINE__)
 #define __trap() ::cuemu::device_trap("__trap()", __FILE__, __LINE__)
 
 // nvcc's typed overloads of the function-attribute calls (cuda_runtime.h declares them only
@@ -257,8 +261,7 @@ inline T atomicAdd(T* p, T v) {
   } else {
     T old = __atomic_load_n(p, __ATOMIC_RELAXED);
     T desired = old + v;
-    while (!__atomic_compare_exchange(p, &old, &desired, true, __ATOMIC_RELAXED,
-                                      __ATOMIC_RELAXED))
+    while (!__atomic_compare_exchange(p, &old, &desired, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
       desired = old + v;
     return old;
   }

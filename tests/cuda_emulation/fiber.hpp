@@ -8,8 +8,8 @@
 namespace cuemu::detail {
 
 struct Fiber {
-  void* sp = nullptr;          // saved stack pointer while switched out
-  char* stack = nullptr;       // mapping (guard page first), null for an OS thread's own stack
+  void* sp = nullptr;     // saved stack pointer while switched out
+  char* stack = nullptr;  // mapping (guard page first), null for an OS thread's own stack
   std::size_t stack_bytes = 0;
   void* asan_fake_stack = nullptr;
   const void* asan_bottom = nullptr;  // for an OS thread: its stack, learnt at the first switch

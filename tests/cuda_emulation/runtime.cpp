@@ -107,9 +107,10 @@ std::vector<const DeviceModelInfo*> load_devices() {
     for (const DeviceModelInfo& m : kModels)
       if (key == m.key) found = &m;
     if (!found) {
-      std::fprintf(stderr,
-                   "CUEMU_DEVICES: unknown device '%s' (known: h200, h100, a100, sm89, t4, or none)\n",
-                   key.c_str());
+      std::fprintf(
+          stderr,
+          "CUEMU_DEVICES: unknown device '%s' (known: h200, h100, a100, sm89, t4, or none)\n",
+          key.c_str());
       std::abort();
     }
     out.push_back(found);
@@ -226,8 +227,7 @@ const Allocation* find_allocation(const void* p, uintptr_t* base = nullptr) {
 bool in_allocation(const void* p, std::size_t bytes, bool pinned) {
   uintptr_t base = 0;
   const Allocation* a = find_allocation(p, &base);
-  return a && a->pinned_host == pinned &&
-         reinterpret_cast<uintptr_t>(p) + bytes <= base + a->bytes;
+  return a && a->pinned_host == pinned && reinterpret_cast<uintptr_t>(p) + bytes <= base + a->bytes;
 }
 
 // ---- Execution ----
@@ -326,10 +326,9 @@ using namespace cuemu::detail;  // NOLINT: the C API below is the implementation
 
 namespace {
 
-#define CUEMU_ENTER()         \
-  Lock lock(g_mu);            \
-  if (g_sticky != cudaSuccess) \
-  return fail(g_sticky)
+#define CUEMU_ENTER() \
+  Lock lock(g_mu);    \
+  if (g_sticky != cudaSuccess) return fail(g_sticky)
 
 cudaError_t check_device(int device) {
   if (devices().empty()) return fail(cudaErrorNoDevice);
@@ -349,10 +348,9 @@ Where where(const void* p) {
 cudaError_t check_copy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind& kind) {
   const Where wd = where(dst), ws = where(src);
   if (kind == cudaMemcpyDefault)
-    kind = ws == Where::kDevice ? (wd == Where::kDevice ? cudaMemcpyDeviceToDevice
-                                                        : cudaMemcpyDeviceToHost)
-                                : (wd == Where::kDevice ? cudaMemcpyHostToDevice
-                                                        : cudaMemcpyHostToHost);
+    kind = ws == Where::kDevice
+               ? (wd == Where::kDevice ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost)
+               : (wd == Where::kDevice ? cudaMemcpyHostToDevice : cudaMemcpyHostToHost);
   const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
   const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
   if (bytes == 0) return cudaSuccess;
@@ -647,7 +645,8 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
     return enqueue_locked(
         s, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "memcpy");
   }
-  enqueue_locked(s, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, "memcpy");
+  enqueue_locked(
+      s, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, "memcpy");
   // Into pageable memory the call returns once the copy is done.
   if (pageable_dst && !s->capturing) flush(s, g_seq);
   return g_sticky;
@@ -669,7 +668,8 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
         s, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "memcpy");
     return cudaSuccess;
   }
-  enqueue_locked(s, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, "memcpy");
+  enqueue_locked(
+      s, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, "memcpy");
   if (kind != cudaMemcpyDeviceToDevice) flush(s, g_seq);  // D2D is asynchronous
   return g_sticky;
 }
@@ -845,8 +845,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   CUEMU_ENTER();
   if (!event) return fail(cudaErrorInvalidResourceHandle);
   if (capture_forbids_call()) return fail(cudaErrorStreamCaptureUnsupported);
-  if (event->recorded && alive(event->stream))
-    flush(event->stream, event->record_seq + 1);
+  if (event->recorded && alive(event->stream)) flush(event->stream, event->record_seq + 1);
   return g_sticky;
 }
 
@@ -910,8 +909,8 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
   CUEMU_ENTER();
   if (!func) return fail(cudaErrorInvalidDeviceFunction);
   if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
-    const int optin = static_cast<int>(
-        make_properties(*devices()[tl_device]).sharedMemPerBlockOptin);
+    const int optin =
+        static_cast<int>(make_properties(*devices()[tl_device]).sharedMemPerBlockOptin);
     if (value < 0 || value > optin) return fail(cudaErrorInvalidValue);
     g_max_dynamic_shared[{tl_device, func}] = value;
     return cudaSuccess;
@@ -961,7 +960,8 @@ cudaError_t submit_launch(const LaunchConfig& cfg, const void* kernel,
       b.y > static_cast<unsigned>(p.maxThreadsDim[1]) ||
       b.z > static_cast<unsigned>(p.maxThreadsDim[2]) || g.x == 0 || g.y == 0 || g.z == 0 ||
       g.x > static_cast<unsigned>(p.maxGridSize[0]) ||
-      g.y > static_cast<unsigned>(p.maxGridSize[1]) || g.z > static_cast<unsigned>(p.maxGridSize[2]))
+      g.y > static_cast<unsigned>(p.maxGridSize[1]) ||
+      g.z > static_cast<unsigned>(p.maxGridSize[2]))
     return fail(cudaErrorInvalidConfiguration);
   if (attributes.max_threads > 0 && threads > static_cast<uint64_t>(attributes.max_threads))
     return fail(cudaErrorLaunchOutOfResources);  // more threads than __launch_bounds__
@@ -984,9 +984,9 @@ cudaError_t submit_launch(const LaunchConfig& cfg, const void* kernel,
         if (g_sticky != cudaSuccess) return;
         const std::string error = detail::execute_grid(*job);
         if (!error.empty())
-          detail::set_sticky_error(cudaErrorLaunchFailure, "kernel " + job->kernel +
-                                                               " launched at " + job->launched_at +
-                                                               ": " + error);
+          detail::set_sticky_error(
+              cudaErrorLaunchFailure,
+              "kernel " + job->kernel + " launched at " + job->launched_at + ": " + error);
       },
       "kernel");
 }

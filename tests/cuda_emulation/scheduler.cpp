@@ -32,8 +32,9 @@ thread_local ThreadView* tl_view = nullptr;
 
 ThreadView& current_view() {
   if (!tl_view) {
-    std::fprintf(stderr, "CUDA emulation: threadIdx/blockIdx/blockDim/gridDim read outside a "
-                         "kernel\n");
+    std::fprintf(stderr,
+                 "CUDA emulation: threadIdx/blockIdx/blockDim/gridDim read outside a "
+                 "kernel\n");
     std::abort();
   }
   return *tl_view;
@@ -245,7 +246,9 @@ void fiber_main(void* arg) {
   throw BlockAborted{};
 }
 
-std::string where(const char* file, int line) { return std::string(file) + ":" + std::to_string(line); }
+std::string where(const char* file, int line) {
+  return std::string(file) + ":" + std::to_string(line);
+}
 
 // ---- Collectives ----
 uint64_t collective(CollectiveKind kind, unsigned mask, Thread& t, const char* file, int line) {
@@ -697,8 +700,8 @@ void shared_access(const void* p, std::size_t bytes, bool write, const void* pc)
     if (kind[0]) {
       std::ostringstream m;
       m << "shared-memory race (" << kind << ") on byte " << 4 * i << " of " << region
-        << ": thread " << t << " and " << (other >= 0 ? "thread " + std::to_string(other)
-                                                       : std::string("other threads"))
+        << ": thread " << t << " and "
+        << (other >= 0 ? "thread " + std::to_string(other) : std::string("other threads"))
         << " touch it with no __syncthreads between (access at pc " << pc
         << "; addr2line -f -C -e <binary> <pc> names the line)";
       fail_current(m.str());

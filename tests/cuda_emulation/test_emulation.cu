@@ -15,7 +15,9 @@ namespace {
 
 struct DeviceFloats {
   float* p = nullptr;
-  explicit DeviceFloats(std::size_t n) { EXPECT_EQ(cudaMalloc(&p, n * sizeof(float)), cudaSuccess); }
+  explicit DeviceFloats(std::size_t n) {
+    EXPECT_EQ(cudaMalloc(&p, n * sizeof(float)), cudaSuccess);
+  }
   ~DeviceFloats() { cudaFree(p); }
   std::vector<float> get(std::size_t n) const {
     std::vector<float> h(n);
@@ -114,7 +116,8 @@ __global__ void shuffle_kernel(int* out) {
   out[6 * threadIdx.x + 2] = __shfl_down_sync(0xffffffffu, v, 2);
   out[6 * threadIdx.x + 3] = __shfl_sync(0xffffffffu, v, 7, 8);
   out[6 * threadIdx.x + 4] = static_cast<int>(__ballot_sync(0xffffffffu, lane % 3 == 0));
-  out[6 * threadIdx.x + 5] = __all_sync(0xffffffffu, lane < 40) + 2 * __any_sync(0xffffffffu, lane == 31);
+  out[6 * threadIdx.x + 5] =
+      __all_sync(0xffffffffu, lane < 40) + 2 * __any_sync(0xffffffffu, lane == 31);
 }
 
 TEST(CudaEmulation, WarpShufflesAndVotesFollowCudaSemantics) {
@@ -167,8 +170,7 @@ TEST(CudaEmulation, MisusedCollectivesFailNamingThreadAndLine) {
   expect_fault([&] { early_return_kernel<<<1, 64>>>(out.p); }, "exited");
   expect_fault([&] { divergent_barrier_kernel<<<1, 32>>>(out.p); }, "deadlock");
   expect_fault([&] { outside_mask_kernel<<<1, 32>>>(out.p); }, "not in the mask");
-  expect_fault([&] { barrier_after_return_kernel<<<1, 32>>>(out.p); }, "__syncthreads",
-               nullptr);
+  expect_fault([&] { barrier_after_return_kernel<<<1, 32>>>(out.p); }, "__syncthreads", nullptr);
 }
 
 __global__ void __launch_bounds__(64) bounded_kernel(float* out) { out[threadIdx.x] = 1.0f; }
