@@ -106,8 +106,15 @@ std::unique_ptr<CudaCDTrainerImpl> make_cuda_trainer(Mlp& model, Adam& adam,
 // Threads per block of the chain and energy kernels (a multiple of 32, 32..1024); 0 restores
 // the automatic choice. Results must not depend on it.
 void set_cuda_block_size_for_testing(int threads);
+// Threads per chain of the fused team chain kernel (kernels/fused_team.cuh): 0 automatic
+// (plan_team_launch), -1 never, 2..32 that many when valid for the width. Results must not
+// depend on it.
+void set_cuda_chain_team_for_testing(int lanes);
 // Which MLP path the device takes for this model: "fused<W>" or "general".
 std::string cuda_mlp_path(const Mlp& mlp, int device);
+// Threads per chain of a Langevin run of n chains without diagnostics or trajectory (the CD
+// iteration's): 1 on the one-thread and general paths, else the team plan's lanes.
+int cuda_chain_lanes(const Mlp& mlp, int64_t n, int device);
 // Forces the general (runtime-width) MLP path even when a fused kernel exists.
 void force_cuda_general_path_for_testing(bool force);
 // Philox blocks computed on the device: out[4 i .. 4 i + 3] = philox_block(seed,

@@ -118,4 +118,48 @@ FusedLaunch plan_fused_launch(const FusedLayout& lay, int64_t n, FusedKernel ker
   return best;
 }
 
+int spread_row_block(int64_t n, int sm_count, int max_threads) {
+  int t = std::max(max_threads / kWarp * kWarp, kWarp);
+  while (t > kWarp && ceil_div(std::max<int64_t>(n, 1), t) < sm_count) t /= 2;
+  return std::max(t / kWarp * kWarp, kWarp);
+}
+
+TeamLaunch plan_team_launch(const FusedLayout& lay, int64_t n, const LaunchLimits& dev,
+                            int forced_lanes) {
+  const int max_lanes = std::min(kWarp, lay.width / 4);
+  if (n <= 0 || forced_lanes < 0 || max_lanes < 2) return {};
+  const int sms = std::max(dev.sm_count, 1);
+  const std::size_t weight_bytes = static_cast<std::size_t>(lay.total) * sizeof(float);
+  // The plan with `lanes` lanes: weights in shared memory when that keeps the grid in one wave
+  // (or, when !one_wave, whenever a block fits), else from global memory.
+  auto fit = [&](int lanes, bool one_wave) {
+    TeamLaunch t;
+    const int64_t blocks = ceil_div(n, kTeamBlock / lanes);
+    if (blocks > int64_t{0x7fffffff}) return t;  // gridDim.x limit
+    const std::size_t rows_bytes = static_cast<std::size_t>(kTeamBlock / lanes) *
+                                   static_cast<std::size_t>(lay.per_row) * sizeof(float);
+    for (bool in_smem : {true, false}) {
+      const std::size_t bytes = rows_bytes + (in_smem ? weight_bytes : 0);
+      const int resident = resident_blocks_per_sm(dev, kTeamBlock, bytes, kMaxRegsPerThread);
+      if (resident == 0 || (one_wave && blocks > int64_t{resident} * sms)) continue;
+      t.lanes = lanes;
+      t.weights_in_smem = in_smem;
+      t.smem_bytes = bytes;
+      t.blocks = blocks;
+      return t;
+    }
+    return t;
+  };
+  if (forced_lanes >= 2 && forced_lanes <= max_lanes && (forced_lanes & (forced_lanes - 1)) == 0)
+    if (const TeamLaunch t = fit(forced_lanes, false); t.lanes > 0) return t;
+  if (ceil_div(n, kWarp) >= sms) return {};
+  TeamLaunch best;
+  for (int lanes = 2; lanes <= max_lanes; lanes *= 2) {
+    const TeamLaunch t = fit(lanes, true);
+    if (t.lanes == 0) break;  // more lanes only make more blocks
+    best = t;
+    if (t.blocks >= sms) break;
+  }
+  return best;
+}
 }  // namespace cuebm::detail

@@ -120,4 +120,33 @@ struct FusedLaunch {
 FusedLaunch plan_fused_launch(const FusedLayout& lay, int64_t n, FusedKernel kernel,
                               const LaunchLimits& dev, int forced_threads = 0);
 
+// Threads per block of a one-row-per-thread kernel over n rows (the CD iteration's energy and
+// delta kernel): the largest of max_threads, max_threads / 2, ..., 32 whose grid still covers
+// every SM, else 32. Its rows are independent: the choice changes no number.
+int spread_row_block(int64_t n, int sm_count, int max_threads);
+
+// Team chains (kernels/fused_team.cuh): when one chain per thread leaves SMs idle (fewer warps
+// of rows than SMs, e.g. a CD iteration at batch 256: 8 warps on a 132-SM H200), `lanes`
+// threads of a one-warp block share each chain, splitting the hidden units in chunks of 4, and
+// the grid spreads over lanes times more blocks. The rule: lanes is the smallest power of two
+// >= 2 whose grid ceil(n x lanes / 32) covers every SM, at most min(32, W / 4) (one chunk per
+// lane), and only while the grid stays resident in one wave (blocks <= resident blocks per SM x
+// SMs; else the previous lane count); 0 (one thread per chain) when the rows already fill the
+// SMs, when W / 4 < 2, or when no plan fits. Per block: 32 / lanes rows of per_row floats, plus
+// the weights when shared memory holds them in one wave, else they are read through L1. The
+// results equal the one-thread kernel's bit for bit (same accumulation order), so the choice
+// never changes a number.
+inline constexpr int kTeamBlock = 32;
+struct TeamLaunch {
+  int lanes = 0;  // threads per chain; 0: no team plan
+  bool weights_in_smem = false;
+  std::size_t smem_bytes = 0;
+  int64_t blocks = 0;
+};
+// forced_lanes > 0 (set_cuda_chain_team_for_testing) uses that many lanes whenever it is valid
+// for the width (a power of two, 2 .. min(32, W / 4)) and fits, in one wave or not;
+// forced_lanes < 0 disables teams.
+TeamLaunch plan_team_launch(const FusedLayout& lay, int64_t n, const LaunchLimits& dev,
+                            int forced_lanes = 0);
+
 }  // namespace cuebm::detail

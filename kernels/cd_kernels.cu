@@ -285,16 +285,15 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
                                        cudaMemcpyDeviceToDevice, s));
     }
 
-    ChainArgs a = chain_args(eta_.data(), coef_.data(), o_.cd.k_steps);
-    a.x = neg;
-    a.n_total = rows;
+    ChainArgs a = chain_args(neg, rows, eta_.data(), coef_.data(), o_.cd.k_steps);
     a.step_offset = static_cast<uint64_t>(st.iteration) * o_.cd.k_steps;
     launch_chains(dm_, a, chain_scratch_.data(), chain_scratch_floats_, s);
 
     // Energies, coefficients, deltas.
+    const int rows_block = spread_row_block(2 * rows, device_launch_limits(device_).sm_count, 128);
     const GenericNet net{dm_.flat.data(), dm_.meta.data(), dm_.n_lin};
     dispatch_activation(dm_.act, [&]<Activation A>() {
-      cd_rows_kernel<A><<<blocks_for(2 * rows, 128), 128, 0, s>>>(
+      cd_rows_kernel<A><<<blocks_for(2 * rows, rows_block), rows_block, 0, s>>>(
           both_.data(), rows, net, d, cd_scratch_.data(), ld_, out_col_, o_.cd.energy_reg_weight,
           energies_.data());
       CUEBM_CUDA_CHECK_LAUNCH();
@@ -446,16 +445,14 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
   }
 
-  ChainArgs chain_args(const float* eta, const float* coef, int n_steps) const {
-    ChainArgs a;
-    a.dim = dim_;
-    a.n_steps = n_steps;
-    a.eta = eta;
-    a.noise_coef = coef;
+  // The trainer's chains: its own seed, chain ids and step offsets (set by the callers), the
+  // sampler's clamping.
+  ChainArgs chain_args(float* x, int64_t rows, const float* eta, const float* coef,
+                       int n_steps) const {
+    ChainArgs a = make_chain_args(o_.sampler, x, rows, dim_, n_steps, eta, coef);
     a.seed = o_.seed;
-    a.clamp = o_.sampler.clamp_min || o_.sampler.clamp_max;
-    a.clamp_min = o_.sampler.clamp_min.value_or(-INFINITY);
-    a.clamp_max = o_.sampler.clamp_max.value_or(INFINITY);
+    a.step_offset = 0;
+    a.first_chain = 0;
     return a;
   }
 
@@ -498,9 +495,8 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     for (float& v : st.buffer) v = 0.01f * rng.normal();
     upload(buffer_, st.buffer.data(), s);
     if (o_.cd.init_steps > 0) {
-      ChainArgs a = chain_args(init_eta_.data(), init_coef_.data(), o_.cd.init_steps);
-      a.x = buffer_.data();
-      a.n_total = size;
+      ChainArgs a =
+          chain_args(buffer_.data(), size, init_eta_.data(), init_coef_.data(), o_.cd.init_steps);
       a.first_chain = kBufferChainBase;
       launch_chains(dm_, a, chain_scratch_.data(), chain_scratch_floats_, s);
       download(st.buffer.data(), buffer_.data(), size * dim_, s);

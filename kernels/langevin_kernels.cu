@@ -126,6 +126,15 @@ void launch_chains(const DeviceModel& m, const ChainArgs& a, float* scratch, int
                    cudaStream_t stream) {
   if (a.n_total <= 0) return;
   if (m.kind == DeviceModel::Kind::kFused) {
+    if (!a.diag && !a.trajectory) {
+      const TeamLaunch tl = plan_team_launch(m.lay, a.n_total);
+      if (tl.lanes > 0) {
+        dispatch_width(m.lay.width, [&]<int W>() {
+          launch_fused_team_chain<W>(m.act, tl, a, m.lay, m.packed.data(), stream);
+        });
+        return;
+      }
+    }
     const FusedLaunch fl = plan_fused_launch(m.lay, a.n_total, FusedKernel::kChain);
     if (fl.threads == 0) throw CudaError("fused MLP chain kernel does not fit in shared memory");
     dispatch_width(m.lay.width, [&]<int W>() {
@@ -225,7 +234,7 @@ struct CachedModel {
 
 struct SamplerCache {
   std::mutex mu;
-  std::vector<CachedModel> models;                         // most recently used first
+  std::vector<CachedModel> models;                      // most recently used first
   std::vector<std::unique_ptr<SamplerWorkspace>> idle;  // streams synchronised
 };
 
@@ -292,8 +301,8 @@ class WorkspaceLease {
       (void)cudaGetLastError();  // nothing to report from a destructor
       return;
     }
-    for (DeviceBuffer<float>* b : {&ws_->x, &ws_->eta, &ws_->coef, &ws_->scratch,
-                                   &ws_->trajectory, &ws_->noise})
+    for (DeviceBuffer<float>* b :
+         {&ws_->x, &ws_->eta, &ws_->coef, &ws_->scratch, &ws_->trajectory, &ws_->noise})
       if (b->bytes() > kRetainBytes) b->resize(0);
     for (DeviceBuffer<double>* b : {&ws_->diag, &ws_->totals})
       if (b->bytes() > kRetainBytes) b->resize(0);
@@ -346,19 +355,7 @@ LangevinResult langevin_sample_cuda(const Energy& energy, const float* x0, int64
     CUEBM_CUDA_CHECK(cudaMemcpyAsync(dcoef, steps.noise_coef.data(), n_steps * sizeof(float),
                                      cudaMemcpyHostToDevice, s));
   }
-  ChainArgs a;
-  a.x = dx;
-  a.n_total = n;
-  a.dim = D;
-  a.n_steps = n_steps;
-  a.eta = deta;
-  a.noise_coef = dcoef;
-  a.seed = o.seed;
-  a.step_offset = o.step_offset;
-  a.first_chain = o.first_chain;
-  a.clamp = o.clamp_min || o.clamp_max;
-  a.clamp_min = o.clamp_min.value_or(-INFINITY);
-  a.clamp_max = o.clamp_max.value_or(INFINITY);
+  ChainArgs a = make_chain_args(o, dx, n, D, n_steps, deta, dcoef);
 
   if (o.thin > 0) {
     res.n_kept = n_steps / o.thin;
@@ -389,14 +386,14 @@ LangevinResult langevin_sample_cuda(const Energy& energy, const float* x0, int64
                                                               dtot);
     CUEBM_CUDA_CHECK_LAUNCH();
     totals.resize(count);
-    CUEBM_CUDA_CHECK(cudaMemcpyAsync(totals.data(), dtot, count * sizeof(double),
-                                     cudaMemcpyDeviceToHost, s));
+    CUEBM_CUDA_CHECK(
+        cudaMemcpyAsync(totals.data(), dtot, count * sizeof(double), cudaMemcpyDeviceToHost, s));
   }
   CUEBM_CUDA_CHECK(cudaMemcpyAsync(res.samples.data(), dx, x_bytes, cudaMemcpyDeviceToHost, s));
   if (a.trajectory)
     CUEBM_CUDA_CHECK(cudaMemcpyAsync(res.trajectory.data(), a.trajectory,
-                                     res.trajectory.size() * sizeof(float),
-                                     cudaMemcpyDeviceToHost, s));
+                                     res.trajectory.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                     s));
   CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
 
   for (int64_t r = 0; r < n; ++r)

@@ -17,6 +17,7 @@ namespace cuebm::detail {
 namespace {
 
 std::atomic<int> g_block_knob{0};
+std::atomic<int> g_team_knob{0};
 std::atomic<bool> g_force_general{false};
 
 __global__ void pack_fused_kernel(FusedLayout lay, const float* __restrict__ flat,
@@ -96,12 +97,6 @@ __global__ void __launch_bounds__(kMaxRowBlock)
   });
 }
 
-int current_device() {
-  int dev = 0;
-  CUEBM_CUDA_CHECK(cudaGetDevice(&dev));
-  return dev;
-}
-
 // Whether both fused kernels have a launch plan on the current device (a plan exists for every
 // n when it exists for one: the candidates do not depend on n).
 bool fused_plan_exists(const FusedLayout& lay) {
@@ -114,6 +109,12 @@ unsigned grid_for(int64_t rows, int threads) {
 }
 
 }  // namespace
+
+int current_device() {
+  int dev = 0;
+  CUEBM_CUDA_CHECK(cudaGetDevice(&dev));
+  return dev;
+}
 
 void launch_pack_fused(const FusedLayout& lay, const float* flat, float* packed,
                        cudaStream_t stream) {
@@ -145,6 +146,12 @@ void set_cuda_block_size_for_testing(int threads) {
         "in [32, " +
         std::to_string(kMaxRowBlock) + "], got " + std::to_string(threads));
   g_block_knob.store(threads);
+}
+
+void set_cuda_chain_team_for_testing(int lanes) { g_team_knob.store(lanes); }
+
+TeamLaunch plan_team_launch(const FusedLayout& lay, int64_t n) {
+  return plan_team_launch(lay, n, device_launch_limits(current_device()), g_team_knob.load());
 }
 
 void force_cuda_general_path_for_testing(bool force) { g_force_general.store(force); }
@@ -311,6 +318,17 @@ std::string cuda_mlp_path(const Mlp& mlp, int device) {
     lay = make_fused_layout(W, mlp.dim(), mlp.num_linear_layers() - 1, kFusedChunk<W>);
   });
   return fused_plan_exists(lay) ? "fused<" + std::to_string(width) + ">" : "general";
+}
+
+int cuda_chain_lanes(const Mlp& mlp, int64_t n, int device) {
+  if (cuda_mlp_path(mlp, device) == "general") return 1;
+  DeviceGuard guard(device);
+  const int width = mlp.layer_widths()[1];
+  FusedLayout lay;
+  dispatch_width(width, [&]<int W>() {
+    lay = make_fused_layout(W, mlp.dim(), mlp.num_linear_layers() - 1, kFusedChunk<W>);
+  });
+  return std::max(plan_team_launch(lay, n).lanes, 1);
 }
 
 namespace {

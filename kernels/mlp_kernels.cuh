@@ -24,6 +24,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -33,6 +34,7 @@
 #include "cuda_check.cuh"
 #include "cuebm/activation.hpp"
 #include "cuebm/energy.hpp"
+#include "cuebm/langevin.hpp"
 #include "langevin.cuh"
 
 namespace cuebm::detail {
@@ -86,9 +88,21 @@ void launch_pack_fused(const FusedLayout& lay, const float* flat, float* packed,
 __device__ inline const float* load_weights(const float* packed, int total, bool in_smem,
                                             float* smem) {
   if (in_smem) {
+    // Eight loads in flight per thread before their stores: a one-warp block copies tens of KB,
+    // and one load-store round trip to L2 at a time would cost more than its chains' arithmetic.
+    constexpr int kInFlight = 8;
     const float4* src = reinterpret_cast<const float4*>(packed);
     float4* dst = reinterpret_cast<float4*>(smem);
-    for (int i = threadIdx.x; i < total / 4; i += blockDim.x) dst[i] = src[i];
+    const int n4 = total / 4, T = static_cast<int>(blockDim.x);
+    int i = threadIdx.x;
+    for (; i + (kInFlight - 1) * T < n4; i += kInFlight * T) {
+      float4 v[kInFlight];
+#pragma unroll
+      for (int b = 0; b < kInFlight; ++b) v[b] = src[i + b * T];
+#pragma unroll
+      for (int b = 0; b < kInFlight; ++b) dst[i + b * T] = v[b];
+    }
+    for (; i < n4; i += T) dst[i] = src[i];
   }
   __syncthreads();
   return in_smem ? smem : packed;
@@ -382,6 +396,11 @@ bool fused_eligible(const std::vector<int>& widths, int& width);
 // (host/launch_plan.hpp: the rule, and FusedLaunch); threads == 0 when the per-row storage does
 // not fit (use the general path). Honours set_cuda_block_size_for_testing.
 FusedLaunch plan_fused_launch(const FusedLayout& lay, int64_t n, FusedKernel kernel);
+// The team plan for n chains on the current device (lanes == 0: none). Honours
+// set_cuda_chain_team_for_testing.
+TeamLaunch plan_team_launch(const FusedLayout& lay, int64_t n);
+// cudaGetDevice, checked.
+int current_device();
 // The limits of `device` (cached per device: the attributes do not change).
 const LaunchLimits& device_launch_limits(int device);
 // Threads per block of the general and analytic row kernels.
@@ -391,6 +410,17 @@ int block_size_knob();
 bool general_path_forced();
 // Rows processed per launch of the general/analytic kernels (their storage is per launch).
 int64_t row_chunk(int64_t n, int64_t per_row_floats);
+
+// Raises `kernel`'s dynamic shared-memory limit to the current device's opt-in maximum before
+// a launch. Every caller sets the same value: setting each launch's own size instead would let
+// another host thread lower the limit between this thread's set and its launch. Set per launch
+// (not cached) because cudaDeviceReset restores the default.
+template <class Kernel>
+void allow_opt_in_shared_memory(Kernel* kernel) {
+  const int limit = static_cast<int>(device_launch_limits(current_device()).smem_optin_per_block);
+  CUEBM_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, limit));
+}
 
 // Energies (and gradients when grad != null) of n rows, row-major x on the device.
 void launch_eval(const DeviceModel& m, const float* x, int64_t n, float* e, float* grad,
@@ -419,6 +449,26 @@ struct ChainArgs {
   const float* noise = nullptr;  // n_steps x n_total x dim, or null (Philox)
 };
 
+// ChainArgs for the n rows of x (row-major, dim columns) over n_steps steps of per-step eta and
+// noise coefficients on the device, with o's seed, step and chain offsets and clamping.
+inline ChainArgs make_chain_args(const LangevinOptions& o, float* x, int64_t n, int dim,
+                                 int n_steps, const float* eta, const float* coef) {
+  ChainArgs a;
+  a.x = x;
+  a.n_total = n;
+  a.dim = dim;
+  a.n_steps = n_steps;
+  a.eta = eta;
+  a.noise_coef = coef;
+  a.seed = o.seed;
+  a.step_offset = o.step_offset;
+  a.first_chain = o.first_chain;
+  a.clamp = o.clamp_min || o.clamp_max;
+  a.clamp_min = o.clamp_min.value_or(-INFINITY);
+  a.clamp_max = o.clamp_max.value_or(INFINITY);
+  return a;
+}
+
 // Runs the chains of all n_total rows; scratch as eval_scratch_floats(m, n_total).
 void launch_chains(const DeviceModel& m, const ChainArgs& a, float* scratch, int64_t scratch_floats,
                    cudaStream_t stream);
@@ -431,6 +481,38 @@ __device__ inline double warp_sum_lanes(double v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;  // every lane holds the same sum (IEEE addition commutes)
+}
+
+// One Langevin update of coordinates 4q .. 4q + 3 of `row` at step t, g their dE/dx: noise from
+// the buffer when given, else Philox keyed by (chain, step, q); clamped when asked.
+template <class Model>
+__device__ void langevin_update_quad(Model& m, const ChainArgs& a, int64_t row, bool valid, int t,
+                                     float eta, float coef, int q, float4 g) {
+  const int D = a.dim;
+  float4 eps;
+  if (a.noise) {
+    const float* nrow = a.noise + (static_cast<int64_t>(t) * a.n_total + row) * D;
+    eps.x = valid && 4 * q < D ? nrow[4 * q] : 0.0f;
+    eps.y = valid && 4 * q + 1 < D ? nrow[4 * q + 1] : 0.0f;
+    eps.z = valid && 4 * q + 2 < D ? nrow[4 * q + 2] : 0.0f;
+    eps.w = valid && 4 * q + 3 < D ? nrow[4 * q + 3] : 0.0f;
+  } else {
+    const uint64_t step = a.step_offset + static_cast<uint64_t>(t);
+    const Normal4 n4 =
+        langevin_noise4(a.seed, a.first_chain + static_cast<uint64_t>(row), step, D, q);
+    eps = make_float4(n4.v[0], n4.v[1], n4.v[2], n4.v[3]);
+  }
+  auto update = [&](int i, float gi, float ei) {
+    if (i < D) {
+      float v = langevin_update(m.x(i), gi, eta, coef, ei);
+      if (a.clamp) v = clampf(v, a.clamp_min, a.clamp_max);
+      m.x(i) = v;
+    }
+  };
+  update(4 * q, g.x, eps.x);
+  update(4 * q + 1, g.y, eps.y);
+  update(4 * q + 2, g.z, eps.z);
+  update(4 * q + 3, g.w, eps.w);
 }
 
 // The chain loop of one row, shared by every model. All 32 lanes of a warp call it (rows past
@@ -448,33 +530,8 @@ __device__ void run_chain(Model& m, const ChainArgs& a, int64_t row, bool valid)
       if (lane0) a.diag[(group * a.n_steps + (t - 1)) * stride + 2 * D] = s;
     }
     const float eta = a.eta[t], coef = a.noise_coef[t];
-    const uint64_t step = a.step_offset + static_cast<uint64_t>(t);
-    m.backward([&](int q, float4 g) {
-      float4 eps;
-      if (a.noise) {
-        const float* nrow = a.noise + (static_cast<int64_t>(t) * a.n_total + row) * D;
-        const bool ok = valid;
-        eps.x = ok && 4 * q < D ? nrow[4 * q] : 0.0f;
-        eps.y = ok && 4 * q + 1 < D ? nrow[4 * q + 1] : 0.0f;
-        eps.z = ok && 4 * q + 2 < D ? nrow[4 * q + 2] : 0.0f;
-        eps.w = ok && 4 * q + 3 < D ? nrow[4 * q + 3] : 0.0f;
-      } else {
-        const Normal4 n4 =
-            langevin_noise4(a.seed, a.first_chain + static_cast<uint64_t>(row), step, D, q);
-        eps = make_float4(n4.v[0], n4.v[1], n4.v[2], n4.v[3]);
-      }
-      auto update = [&](int i, float gi, float ei) {
-        if (i < D) {
-          float v = langevin_update(m.x(i), gi, eta, coef, ei);
-          if (a.clamp) v = clampf(v, a.clamp_min, a.clamp_max);
-          m.x(i) = v;
-        }
-      };
-      update(4 * q, g.x, eps.x);
-      update(4 * q + 1, g.y, eps.y);
-      update(4 * q + 2, g.z, eps.z);
-      update(4 * q + 3, g.w, eps.w);
-    });
+    m.backward(
+        [&](int q, float4 g) { langevin_update_quad(m, a, row, valid, t, eta, coef, q, g); });
     if (a.diag) {
       double* out = a.diag + (group * a.n_steps + t) * stride;
       for (int d = 0; d < D; ++d) {
@@ -547,9 +604,7 @@ void launch_fused_eval(Activation act, const FusedLaunch& fl, unsigned blocks, c
                        int64_t n, float* e, float* grad, const FusedLayout& lay,
                        const float* packed, cudaStream_t stream) {
   dispatch_activation(act, [&]<Activation A>() {
-    CUEBM_CUDA_CHECK(cudaFuncSetAttribute(fused_eval_kernel<W, A>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(fl.smem_bytes)));
+    allow_opt_in_shared_memory(fused_eval_kernel<W, A>);
     fused_eval_kernel<W, A><<<blocks, fl.threads, fl.smem_bytes, stream>>>(
         x, n, e, grad, lay, packed, fl.weights_in_smem);
     CUEBM_CUDA_CHECK_LAUNCH();
@@ -560,22 +615,28 @@ template <int W>
 void launch_fused_chain(Activation act, const FusedLaunch& fl, unsigned blocks, const ChainArgs& a,
                         const FusedLayout& lay, const float* packed, cudaStream_t stream) {
   dispatch_activation(act, [&]<Activation A>() {
-    CUEBM_CUDA_CHECK(cudaFuncSetAttribute(fused_chain_kernel<W, A>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(fl.smem_bytes)));
+    allow_opt_in_shared_memory(fused_chain_kernel<W, A>);
     fused_chain_kernel<W, A>
         <<<blocks, fl.threads, fl.smem_bytes, stream>>>(a, lay, packed, fl.weights_in_smem);
     CUEBM_CUDA_CHECK_LAUNCH();
   });
 }
 
-#define CUEBM_FUSED_WIDTH_INSTANCES(EXTERN, W)                                                   \
-  EXTERN template void launch_fused_eval<W>(Activation, const FusedLaunch&, unsigned,            \
-                                            const float*, int64_t, float*, float*,               \
-                                            const FusedLayout&, const float*, cudaStream_t);     \
-  EXTERN template void launch_fused_chain<W>(Activation, const FusedLaunch&, unsigned,           \
-                                             const ChainArgs&, const FusedLayout&, const float*, \
-                                             cudaStream_t);
+// Team chains (kernels/fused_team.cuh, plan_team_launch): defined there, instantiated with the
+// others per width.
+template <int W>
+void launch_fused_team_chain(Activation act, const TeamLaunch& tl, const ChainArgs& a,
+                             const FusedLayout& lay, const float* packed, cudaStream_t stream);
+
+#define CUEBM_FUSED_WIDTH_INSTANCES(EXTERN, W)                                                     \
+  EXTERN template void launch_fused_eval<W>(Activation, const FusedLaunch&, unsigned,              \
+                                            const float*, int64_t, float*, float*,                 \
+                                            const FusedLayout&, const float*, cudaStream_t);       \
+  EXTERN template void launch_fused_chain<W>(Activation, const FusedLaunch&, unsigned,             \
+                                             const ChainArgs&, const FusedLayout&, const float*,   \
+                                             cudaStream_t);                                        \
+  EXTERN template void launch_fused_team_chain<W>(Activation, const TeamLaunch&, const ChainArgs&, \
+                                                  const FusedLayout&, const float*, cudaStream_t);
 #define CUEBM_EXTERN extern
 CUEBM_FUSED_WIDTH_INSTANCES(CUEBM_EXTERN, 16)
 CUEBM_FUSED_WIDTH_INSTANCES(CUEBM_EXTERN, 32)

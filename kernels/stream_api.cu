@@ -142,22 +142,10 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 void launch_chain(const MlpShape& s, Activation act, const GenericNet& net, float* x, int64_t n,
-                  const LangevinOptions& o, const CustomChainSteps& steps, char* ws,
-                  const WsLayout& lay, cudaStream_t stream) {
+                  const LangevinOptions& o, char* ws, const WsLayout& lay, cudaStream_t stream) {
   if (o.n_steps == 0) return;
-  ChainArgs a;
-  a.x = x;
-  a.n_total = n;
-  a.dim = s.dim;
-  a.n_steps = o.n_steps;
-  a.eta = at<float>(ws, lay.eta);
-  a.noise_coef = at<float>(ws, lay.coef);
-  a.seed = o.seed;
-  a.step_offset = o.step_offset;
-  a.first_chain = o.first_chain;
-  a.clamp = steps.clamp;
-  a.clamp_min = steps.clamp_min;
-  a.clamp_max = steps.clamp_max;
+  const ChainArgs a =
+      make_chain_args(o, x, n, s.dim, o.n_steps, at<float>(ws, lay.eta), at<float>(ws, lay.coef));
   dispatch_activation(act, [&]<Activation A>() {
     chain_kernel<A><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
         a, net, at<float>(ws, lay.scratch), lay.ld);
@@ -315,7 +303,7 @@ void stream_langevin(const MlpShape& s, Activation act, const float* params, flo
     state = at<float>(ws, lay.xpack);
     copy_rows(x, ldx, state, s.dim, n, s.dim, stream);
   }
-  launch_chain(s, act, net, state, n, o, steps, ws, lay, stream);
+  launch_chain(s, act, net, state, n, o, ws, lay, stream);
   if (ldx != s.dim) copy_rows(state, s.dim, x, ldx, n, s.dim, stream);
 }
 
@@ -328,7 +316,7 @@ void stream_cd(const MlpShape& s, Activation act, const float* data, int64_t ldd
   upload_steps(steps, ws, lay, stream);
   float* neg = at<float>(ws, lay.neg);
   copy_rows(data, ldd, neg, s.dim, batch, s.dim, stream);
-  launch_chain(s, act, net, neg, batch, o.sampler, steps, ws, lay, stream);
+  launch_chain(s, act, net, neg, batch, o.sampler, ws, lay, stream);
   if (negatives) copy_rows(neg, s.dim, negatives, s.dim, batch, s.dim, stream);
   float* energy = at<float>(ws, lay.energy);
   float* coeff = at<float>(ws, lay.coeff);

@@ -458,6 +458,52 @@ TEST(CudaLangevin, BitwiseDeterministicAndIndependentOfBlockSize) {
   }
 }
 
+TEST(CudaLangevin, TeamChainsEqualOneThreadChainsBitForBit) {
+  // kernels/fused_team.cuh promises the one-thread kernel's bits at every lane count: same
+  // accumulation order per unit. Every fused width, 1-3 hidden layers (4 for W <= 64), D = 2, 5
+  // and 17 (one, two and five blocks of four coordinates), with and without clamping, noise
+  // from Philox or a buffer; 37 chains leave a partial last block at every lane count.
+  CUEBM_REQUIRE_CUDA();
+#if CUEBM_HAVE_CUDA
+  int combo = 0;
+  for (int w : {16, 32, 64, 128, 256})
+    for (int layers : {1, 2, 3, 4}) {
+      if (layers == 4 && w > 64) continue;  // four layers wrap the activation buffers once
+      ++combo;
+      const int dims[] = {2, 5, 17};
+      const int d = dims[combo % 3];
+      Mlp mlp({d, std::vector<int>(layers, w), kActs[combo % 6]}, 300 + combo);
+      const std::string what = mlp.name();
+      LangevinOptions o;
+      o.step_size = 0.01f;
+      o.noise_scale = 0.3f;
+      o.n_steps = 3;
+      o.seed = 5 + combo;
+      if (combo % 2) {
+        o.clamp_min = -0.5f;
+        o.clamp_max = 0.5f;
+      }
+      const int64_t n = 37;
+      // Every third case draws its noise from a buffer instead of Philox.
+      const std::vector<float> noise = random_normal(o.n_steps * n * d, combo);
+      if (combo % 3 == 0) o.noise = noise.data();
+      detail::set_cuda_chain_team_for_testing(-1);
+      ASSERT_EQ(detail::cuda_chain_lanes(mlp, n, 0), 1) << what;
+      const LangevinResult ref = langevin_sample(mlp, nullptr, n, o, Device::cuda(0));
+      for (int lanes = 2; lanes <= std::min(32, w / 4); lanes *= 2) {
+        detail::set_cuda_chain_team_for_testing(lanes);
+        ASSERT_EQ(detail::cuda_chain_lanes(mlp, n, 0), lanes) << what;
+        const LangevinResult team = langevin_sample(mlp, nullptr, n, o, Device::cuda(0));
+        EXPECT_EQ(team.samples, ref.samples) << what << ", " << lanes << " lanes";
+      }
+      detail::set_cuda_chain_team_for_testing(0);
+      // The automatic plan takes teams for a CD iteration's 256 chains on any device with more
+      // than 8 SMs (the emulated H200 has 132).
+      EXPECT_GT(detail::cuda_chain_lanes(mlp, 256, 0), 1) << what;
+    }
+#endif
+}
+
 [[maybe_unused]] TrainerOptions cd_options(bool persistent) {
   TrainerOptions t;
   t.cd.k_steps = 5;

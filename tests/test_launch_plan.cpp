@@ -338,3 +338,112 @@ TEST(LaunchPlan, ForcedBlockSizeIsUsedWhenItFits) {
 
 }  // namespace
 }  // namespace cuebm::detail
+
+namespace cuebm::detail {
+namespace {
+
+TEST(TeamPlan, CdBatch256SpreadsOverNearlyEverySm) {
+  // The tutorial's CD iteration: 256 chains are 8 warps (8 SMs one chain per thread). With 16
+  // lanes per chain they are 128 one-warp blocks: 128 of the H200's 132 SMs, all of an A100's
+  // 108 and 128 of an L40S's 142 (16 = W / 4 is the most lanes W = 64 allows).
+  for (const NamedDevice& d : kDevices) {
+    const TeamLaunch t = plan_team_launch(tutorial(), 256, d.lim);
+    EXPECT_EQ(t.lanes, 16) << d.name;
+    EXPECT_EQ(t.blocks, 128) << d.name;
+    EXPECT_TRUE(t.weights_in_smem) << d.name;
+    const std::size_t rows = static_cast<std::size_t>(32 / t.lanes) * tutorial().per_row;
+    EXPECT_EQ(t.smem_bytes, (rows + tutorial().total) * sizeof(float)) << d.name;
+  }
+}
+
+TEST(TeamPlan, LanesAreTheFewestThatCoverTheSms) {
+  const LaunchLimits d = h200();  // 132 SMs
+  // 1024 chains: 2 lanes -> 64 blocks, 4 -> 128, 8 -> 256 >= 132.
+  EXPECT_EQ(plan_team_launch(tutorial(), 1024, d).lanes, 8);
+  EXPECT_EQ(plan_team_launch(tutorial(), 1024, d).blocks, 256);
+  // 2048 chains: 2 lanes -> 128 blocks < 132, 4 -> 256.
+  EXPECT_EQ(plan_team_launch(tutorial(), 2048, d).lanes, 4);
+  // 4224 = 132 warps already fill the SMs one chain per thread: no team.
+  EXPECT_EQ(plan_team_launch(tutorial(), 4224, d).lanes, 0);
+  EXPECT_EQ(plan_team_launch(tutorial(), 4193, d).lanes, 0);  // 132 warps, the last partial
+  EXPECT_EQ(plan_team_launch(tutorial(), 4192, d).lanes, 2);  // 131 warps
+  // One chain: as many lanes as the width allows, one block.
+  const TeamLaunch one = plan_team_launch(tutorial(), 1, d);
+  EXPECT_EQ(one.lanes, 16);
+  EXPECT_EQ(one.blocks, 1);
+  EXPECT_EQ(plan_team_launch(tutorial(), 0, d).lanes, 0);
+}
+
+TEST(TeamPlan, LanesNeverExceedOneChunkOfFourUnitsEach) {
+  for (int w : kWidths) {
+    const TeamLaunch t = plan_team_launch(layout(w, 2, 2), 1, h200());
+    EXPECT_EQ(t.lanes, std::min(32, w / 4)) << "W " << w;
+  }
+}
+
+TEST(TeamPlan, StorageFallsBackToGlobalWeightsThenToNoTeam) {
+  // W = 256, 3 hidden layers: 2 x 256 x 256 x 2 floats of weights (1 MB) never fit shared
+  // memory; the rows' storage (2 per block at 16 lanes) does: weights from global memory.
+  for (const NamedDevice& d : kDevices) {
+    const TeamLaunch t = plan_team_launch(layout(256, 2, 3), 256, d.lim);
+    ASSERT_GT(t.lanes, 0) << d.name;
+    EXPECT_FALSE(t.weights_in_smem) << d.name;
+    EXPECT_LE(t.smem_bytes, d.lim.smem_optin_per_block) << d.name;
+  }
+  // Whatever the plan, its storage fits the block: the kernel's layout needs R rows of
+  // per_row floats (plus the weights when in shared memory).
+  for (const NamedDevice& d : kDevices)
+    for (int w : kWidths)
+      for (int layers : {1, 2, 3})
+        for (int dim : {1, 2, 33, 128}) {
+          const FusedLayout lay = layout(w, dim, layers);
+          const TeamLaunch t = plan_team_launch(lay, 100, d.lim);
+          if (t.lanes == 0) continue;
+          const std::size_t need =
+              static_cast<std::size_t>(32 / t.lanes) * lay.per_row * sizeof(float) +
+              (t.weights_in_smem ? lay.total * sizeof(float) : 0);
+          EXPECT_EQ(t.smem_bytes, need);
+          EXPECT_LE(t.smem_bytes, d.lim.smem_optin_per_block);
+        }
+}
+
+TEST(TeamPlan, AutomaticPlansRunInOneWave) {
+  // 2-128-128-1 at 256 chains on an H200: 32 lanes would make 256 blocks, and with the weights
+  // (about 150 KB) in shared memory one block per SM: two waves. The plan keeps one wave.
+  const FusedLayout w128 = layout(128, 2, 2);
+  const TeamLaunch t = plan_team_launch(w128, 256, h200());
+  ASSERT_GT(t.lanes, 0);
+  const int resident = resident_blocks_per_sm(h200(), 32, t.smem_bytes, 255);
+  EXPECT_LE(t.blocks, int64_t{resident} * 132) << t.lanes << " lanes";
+  for (const NamedDevice& d : kDevices)
+    for (int w : kWidths)
+      for (int layers : {1, 2, 3, 4})
+        for (int64_t n : {1, 100, 256, 1000, 3000}) {
+          const TeamLaunch p = plan_team_launch(layout(w, 2, layers), n, d.lim);
+          if (p.lanes == 0) continue;
+          const int r = resident_blocks_per_sm(d.lim, 32, p.smem_bytes, 255);
+          EXPECT_LE(p.blocks, int64_t{r} * d.lim.sm_count)
+              << d.name << " W " << w << " L " << layers << " n " << n;
+        }
+}
+
+TEST(TeamPlan, ForcedLanesAreUsedWhenValidAndTeamsCanBeDisabled) {
+  const LaunchLimits d = h200();
+  EXPECT_EQ(plan_team_launch(tutorial(), 100000, d, 4).lanes, 4);  // forced even when full
+  EXPECT_EQ(plan_team_launch(tutorial(), 256, d, 2).lanes, 2);
+  EXPECT_EQ(plan_team_launch(tutorial(), 256, d, -1).lanes, 0);
+  // Invalid for W = 64 (more than W / 4, or not a power of two): the automatic choice.
+  EXPECT_EQ(plan_team_launch(tutorial(), 256, d, 32).lanes, 16);
+  EXPECT_EQ(plan_team_launch(tutorial(), 256, d, 3).lanes, 16);
+}
+
+TEST(SpreadRowBlock, SmallBatchesGetSmallerBlocksLargeOnesKeepTheMaximum) {
+  EXPECT_EQ(spread_row_block(512, 132, 128), 32);   // CD at batch 256: 16 blocks, not 4
+  EXPECT_EQ(spread_row_block(8448, 132, 128), 64);  // 132 blocks of 64
+  EXPECT_EQ(spread_row_block(16896, 132, 128), 128);
+  EXPECT_EQ(spread_row_block(131072, 132, 128), 128);
+  EXPECT_EQ(spread_row_block(1, 132, 128), 32);
+}
+
+}  // namespace
+}  // namespace cuebm::detail

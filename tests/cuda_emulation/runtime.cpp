@@ -629,6 +629,14 @@ cudaError_t cudaFreeHost(void* p) {
   return g_sticky;
 }
 
+// Copies a pageable source now (the caller may reuse it at once) and enqueues its landing.
+static cudaError_t enqueue_staged_copy(CUstream_st* s, void* dst, const void* src, size_t bytes) {
+  auto staged = std::make_shared<std::vector<unsigned char>>(
+      static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
+  return enqueue_locked(
+      s, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "memcpy");
+}
+
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream) {
   CUEMU_ENTER();
@@ -640,10 +648,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   const bool pageable_dst = kind == cudaMemcpyDeviceToHost && where(dst) == Where::kPageable;
   if (pageable_src && !s->capturing) {
     // Pageable sources are staged at the call: the caller may reuse them at once.
-    auto staged = std::make_shared<std::vector<unsigned char>>(
-        static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
-    return enqueue_locked(
-        s, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "memcpy");
+    return enqueue_staged_copy(s, dst, src, bytes);
   }
   enqueue_locked(
       s, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, "memcpy");
@@ -662,10 +667,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
     // CUDA synchronises the stream, stages the source and returns; the DMA to the device may
     // complete later, so work on a non-blocking stream must not assume it has landed.
     flush(s, g_seq);
-    auto staged = std::make_shared<std::vector<unsigned char>>(
-        static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
-    enqueue_locked(
-        s, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "memcpy");
+    enqueue_staged_copy(s, dst, src, bytes);
     return cudaSuccess;
   }
   enqueue_locked(
