@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
-#include "cuebm/cd.hpp"
+#include "cuebm/training/cd.hpp"
 
 namespace cuebm::bench {
 namespace {

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "../host/thread_pool.hpp"
-#include "cuebm/activation.hpp"
-#include "cuebm/device.hpp"
-#include "cuebm/mlp.hpp"
+#include "cuebm/models/activation.hpp"
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "host/runtime/thread_pool.hpp"
 
 namespace cuebm::bench {
 

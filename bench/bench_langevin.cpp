@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "bench_common.hpp"
-#include "cuebm/analytic.hpp"
-#include "cuebm/langevin.hpp"
+#include "cuebm/models/analytic.hpp"
+#include "cuebm/sampling/langevin.hpp"
 
 namespace cuebm::bench {
 namespace {

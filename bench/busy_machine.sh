@@ -19,7 +19,7 @@
 #   --nice N        run the busy process at nice N (default 0: the same priority as ours)
 # Environment: CUEBM_BUILD_DIR (default <repo>/build), CUEBM_PYTHON (default /usr/bin/python3);
 # CUEBM_POOL_IDLE_SPIN_US, CUEBM_POOL_JOIN_SPIN_US, CUEBM_POOL_ADAPT=0/1 change the pool's
-# policy (host/thread_pool.hpp) for experiments.
+# policy (host/runtime/thread_pool.hpp) for experiments.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

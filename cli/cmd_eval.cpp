@@ -3,8 +3,8 @@
 #include <memory>
 
 #include "common.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/npy.hpp"
+#include "cuebm/io/npy.hpp"
+#include "cuebm/runtime/error.hpp"
 
 namespace cuebm::cli {
 

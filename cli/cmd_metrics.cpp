@@ -4,9 +4,9 @@
 #include <memory>
 
 #include "common.hpp"
-#include "cuebm/datasets.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/training.hpp"
+#include "cuebm/data/datasets.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/training/training.hpp"
 
 namespace cuebm::cli {
 

@@ -2,9 +2,9 @@
 #include <memory>
 
 #include "common.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/langevin.hpp"
-#include "cuebm/npy.hpp"
+#include "cuebm/io/npy.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/langevin.hpp"
 
 namespace cuebm::cli {
 

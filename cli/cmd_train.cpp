@@ -11,10 +11,10 @@
 #include <sstream>
 
 #include "common.hpp"
-#include "cuebm/checkpoint.hpp"
-#include "cuebm/datasets.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/training.hpp"
+#include "cuebm/data/datasets.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/training/checkpoint.hpp"
+#include "cuebm/training/training.hpp"
 
 namespace cuebm::cli {
 namespace {

@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "cuebm/analytic.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/npy.hpp"
-#include "cuebm/safetensors.hpp"
+#include "cuebm/io/npy.hpp"
+#include "cuebm/io/safetensors.hpp"
+#include "cuebm/models/analytic.hpp"
+#include "cuebm/runtime/error.hpp"
 
 namespace cuebm::cli {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/device.hpp"
-#include "cuebm/energy.hpp"
+#include "cuebm/models/energy.hpp"
+#include "cuebm/runtime/device.hpp"
 
 namespace cuebm::cli {
 

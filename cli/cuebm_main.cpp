@@ -5,7 +5,7 @@
 #include <new>
 
 #include "common.hpp"
-#include "cuebm/error.hpp"
+#include "cuebm/runtime/error.hpp"
 
 namespace {
 

@@ -23,7 +23,7 @@ install(TARGETS cuebm_cuda_emulation EXPORT cuebmTargets ARCHIVE DESTINATION ${C
 
 # Headers that hold CUDA syntax (kernels, launches, __shared__) are rewritten too; the others
 # are read where they are.
-file(GLOB _cuebm_emu_header_candidates CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/*.cuh
+file(GLOB_RECURSE _cuebm_emu_header_candidates CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/*.cuh
      ${PROJECT_SOURCE_DIR}/include/cuebm/*.hpp)
 set(CUEBM_EMU_HEADERS)
 foreach(header ${_cuebm_emu_header_candidates})
@@ -73,10 +73,11 @@ function(cuebm_emulate_cuda target)
                        COMMAND Python3::Interpreter ${CUEBM_EMU_REWRITE} ${abs} ${out}
                        DEPENDS ${abs} ${CUEBM_EMU_REWRITE}
                        COMMENT "CUDA emulation: rewriting ${rel}")
-    # Quote includes: the rewritten headers first (-iquote precedes -I), then the original
+    # Quote includes: the rewritten headers first (-iquote precedes -I; the project includes
+    # "kernels/..." from the repository root and "cuebm/..." from include/), then the original
     # folder for the headers included relative to the source.
     set_source_files_properties(${out} PROPERTIES COMPILE_OPTIONS
-      "-include;${CUEBM_EMU_SOURCE_DIR}/cuda_emulation.hpp;-iquote;${CUEBM_EMU_OUT_DIR}/include;-iquote;${dir};-Wno-unknown-pragmas;${CUEBM_EMU_EXTRA_OPTIONS}")
+      "-include;${CUEBM_EMU_SOURCE_DIR}/cuda_emulation.hpp;-iquote;${CUEBM_EMU_OUT_DIR};-iquote;${CUEBM_EMU_OUT_DIR}/include;-iquote;${dir};-Wno-unknown-pragmas;${CUEBM_EMU_EXTRA_OPTIONS}")
     list(APPEND outputs ${out})
   endforeach()
   target_sources(${target} PRIVATE ${outputs})

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "cuebm/mlp.hpp"
-#include "cuebm/stream_api.hpp"
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/training/stream_api.hpp"
 
 #define CHECK(call)                                                     \
   do {                                                                  \

@@ -3,7 +3,7 @@
 // examples/custom_energy_cuda.cu runs the same type on a GPU.
 #include <cstdio>
 
-#include "cuebm/custom_energy.hpp"
+#include "cuebm/sampling/custom_energy.hpp"
 #include "ring_energy.hpp"
 
 int main() {

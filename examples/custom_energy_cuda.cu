@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "cuebm/custom_energy.hpp"
-#include "cuebm/custom_energy_cuda.hpp"
+#include "cuebm/sampling/custom_energy.hpp"
+#include "cuebm/sampling/custom_energy_cuda.hpp"
 #include "ring_energy.hpp"
 
 #define CHECK(call)                                                            \

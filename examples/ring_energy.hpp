@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "cuebm/host_device.hpp"
+#include "cuebm/runtime/host_device.hpp"
 
 struct RingEnergy {
   float r = 1.0f;  // radius

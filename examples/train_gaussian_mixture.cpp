@@ -6,8 +6,8 @@
 #include <iostream>
 
 #include "cuebm/cuebm.hpp"
-#include "cuebm/datasets.hpp"
-#include "cuebm/training.hpp"
+#include "cuebm/data/datasets.hpp"
+#include "cuebm/training/training.hpp"
 
 namespace {
 

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "cuebm/device.hpp"
+#include "cuebm/runtime/device.hpp"
 
 namespace cuebm::testing_support {
 

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <string>
 
-#include "cuebm/error.hpp"
-#include "cuebm/figure.hpp"
+#include "cuebm/io/figure.hpp"
+#include "cuebm/runtime/error.hpp"
 
 namespace cuebm {
 namespace {

@@ -1,4 +1,4 @@
-// Tests of the analytic energies (include/cuebm/analytic.hpp): E and dE/dx of every kind, by
+// Tests of the analytic energies (include/cuebm/models/analytic.hpp): E and dE/dx of every kind, by
 // factory and by name, against the double-precision oracle of tests/reference on fresh random
 // inputs; Ackley at the origin; a Gaussian with a full covariance; bad input.
 //
@@ -7,7 +7,7 @@
 // arguments such as c x in cos(c x)). A float32 evaluation with a handful of operations per
 // term errs by a few ulp (6e-8) of s, so the bound has a margin of ~30 while a wrong constant,
 // sign or term moves the result by O(s).
-#include "cuebm/analytic.hpp"
+#include "cuebm/models/analytic.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/energy.hpp"
-#include "cuebm/error.hpp"
+#include "cuebm/models/energy.hpp"
+#include "cuebm/runtime/error.hpp"
 #include "reference/reference.hpp"
 
 namespace cuebm {

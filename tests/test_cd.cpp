@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/cd.hpp"
-#include "cuebm/device.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/langevin.hpp"
-#include "cuebm/mlp.hpp"
-#include "cuebm/optim.hpp"
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/langevin.hpp"
+#include "cuebm/training/cd.hpp"
+#include "cuebm/training/optim.hpp"
 
 namespace {
 

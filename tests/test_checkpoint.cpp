@@ -1,7 +1,7 @@
 // Tests of training checkpoints: a run interrupted and resumed equals the uninterrupted run bit
 // for bit (CD-k and persistent CD with the replay buffer), checkpoints round-trip, and broken
 // or mismatched checkpoints are clear errors.
-#include "cuebm/checkpoint.hpp"
+#include "cuebm/training/checkpoint.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/error.hpp"
-#include "cuebm/safetensors.hpp"
-#include "cuebm/training.hpp"
+#include "cuebm/io/safetensors.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/training/training.hpp"
 
 namespace cuebm {
 namespace {

@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/analytic.hpp"
-#include "cuebm/datasets.hpp"
-#include "cuebm/device.hpp"
-#include "cuebm/npy.hpp"
-#include "cuebm/safetensors.hpp"
 #include "cuda_skip.hpp"
+#include "cuebm/data/datasets.hpp"
+#include "cuebm/io/npy.hpp"
+#include "cuebm/io/safetensors.hpp"
+#include "cuebm/models/analytic.hpp"
+#include "cuebm/runtime/device.hpp"
 #include "test_paths.hpp"
 
 #ifndef CUEBM_CLI_PATH
@@ -571,8 +571,9 @@ TEST_F(CliTest, DeviceCudaEvalSampleAndTrain) {
   ASSERT_EQ(s.code, 0) << s.err;
   EXPECT_EQ(read_npy(path("s.npy")).shape, (std::vector<int64_t>{100, 2}));
   std::ofstream(path("cfg.json")) << kSmallTrain;
-  const CliRun t = cuebm("train --device cuda --config " + path("cfg.json") +
-                         " --epochs 2 --progress none --no-output --model " + path("t.safetensors"));
+  const CliRun t =
+      cuebm("train --device cuda --config " + path("cfg.json") +
+            " --epochs 2 --progress none --no-output --model " + path("t.safetensors"));
   ASSERT_EQ(t.code, 0) << t.err << t.out;
   const Mlp trained = load_mlp(path("t.safetensors"));
   for (float v : trained.parameters()) ASSERT_TRUE(std::isfinite(v));

@@ -26,19 +26,22 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/analytic.hpp"
-#include "cuebm/cd.hpp"
-#include "cuebm/checkpoint.hpp"
-#include "cuebm/device.hpp"
-#include "cuebm/energy.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/langevin.hpp"
-#include "cuebm/mlp.hpp"
-#include "cuebm/safetensors.hpp"
-#include "cuebm/training.hpp"
-#include "host/random.hpp"
+#include "cuebm/io/safetensors.hpp"
+#include "cuebm/models/analytic.hpp"
+#include "cuebm/models/energy.hpp"
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/langevin.hpp"
+#include "cuebm/training/cd.hpp"
+#include "cuebm/training/checkpoint.hpp"
+#include "cuebm/training/training.hpp"
+#include "host/runtime/random.hpp"
 #if CUEBM_HAVE_CUDA
-#include "host/cuda_backend.hpp"
+#include "host/models/cuda_models.hpp"
+#include "host/runtime/cuda_device.hpp"
+#include "host/sampling/cuda_langevin.hpp"
+#include "host/training/cuda_trainer.hpp"
 #endif
 
 namespace cuebm {
@@ -182,7 +185,7 @@ TEST(CudaEnergy, FusedMatchesCpuForEveryWidthActivationAndBatch) {
   CUEBM_REQUIRE_CUDA();
 #if CUEBM_HAVE_CUDA
   // The fused kernels keep 32 rows or more of per-row storage (x, every hidden layer's
-  // derivatives, 0-2 activation buffers: host/launch_plan.hpp, FusedLayout::per_row) in one
+  // derivatives, 0-2 activation buffers: host/models/launch_plan.hpp, FusedLayout::per_row) in one
   // block's shared memory; where 32 rows exceed the device's opt-in limit (A100: 163 KB;
   // sm_86/89/120: 99 KB) the planner falls back to the general path.
   const std::size_t optin = detail::cuda_device_info(0).shared_per_block_optin;
@@ -459,7 +462,7 @@ TEST(CudaLangevin, BitwiseDeterministicAndIndependentOfBlockSize) {
 }
 
 TEST(CudaLangevin, TeamChainsEqualOneThreadChainsBitForBit) {
-  // kernels/fused_team.cuh promises the one-thread kernel's bits at every lane count: same
+  // kernels/sampling/fused_team.cuh promises the one-thread kernel's bits at every lane count: same
   // accumulation order per unit. Every fused width, 1-3 hidden layers (4 for W <= 64), D = 2, 5
   // and 17 (one, two and five blocks of four coordinates), with and without clamping, noise
   // from Philox or a buffer; 37 chains leave a partial last block at every lane count.
@@ -548,8 +551,8 @@ TEST(CudaLangevin, TeamChainsEqualOneThreadChainsBitForBit) {
 // the next steps' gradients and chains, second order at these sizes. A bug the size of an Adam
 // step (a wrong sign in a gradient entry, a missing or doubled update: lr per step) exceeds
 // the bound wherever rounding cannot flip the first step's sign; the test checks that the
-// bound is under lr / 10 for 99% of the parameters. Planted in kernels/cd_kernels.cu, a wrong
-// sign in gradient entry 500 fails by 390x (|d| 5e-3, bound 1.3e-5), a skipped second Adam
+// bound is under lr / 10 for 99% of the parameters. Planted in kernels/training/cd_kernels.cu, a
+// wrong sign in gradient entry 500 fails by 390x (|d| 5e-3, bound 1.3e-5), a skipped second Adam
 // update by 60x (parameter 0: |d| 6e-4, bound 1e-5); the largest |d| / bound of a correct run
 // is 0.025 (printed as "drift").
 class CdDriftBound {

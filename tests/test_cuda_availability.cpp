@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "cuebm/device.hpp"
-#include "cuebm/error.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/runtime/error.hpp"
 
 namespace cuebm {
 namespace {

@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/analytic.hpp"
-#include "cuebm/custom_energy.hpp"
-#include "cuebm/device.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/langevin.hpp"
-#include "host/custom_energy_testing.hpp"
+#include "cuebm/models/analytic.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/custom_energy.hpp"
+#include "cuebm/sampling/langevin.hpp"
+#include "host/sampling/custom_energy_testing.hpp"
 
 namespace cuebm {
 namespace {

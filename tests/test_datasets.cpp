@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/datasets.hpp"
-#include "cuebm/error.hpp"
+#include "cuebm/data/datasets.hpp"
+#include "cuebm/runtime/error.hpp"
 
 namespace cuebm {
 namespace {

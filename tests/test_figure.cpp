@@ -1,6 +1,6 @@
 // Tests of the density figure: the PNG is read back with cairo and checked pixel by pixel where
 // the layout is known (contour colours, points, legend, colour bar, title), plus the errors.
-#include "cuebm/figure.hpp"
+#include "cuebm/io/figure.hpp"
 
 #include <cairo/cairo.h>
 #include <gtest/gtest.h>
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/error.hpp"
+#include "cuebm/runtime/error.hpp"
 
 // Fontconfig, which cairo's text API loads, keeps its configuration allocated until exit; tell
 // LeakSanitizer (CUEBM_SANITIZE builds) that this is not a leak of ours. Unused otherwise.

@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/analytic.hpp"
-#include "cuebm/device.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/langevin.hpp"
-#include "cuebm/mlp.hpp"
-#include "cuebm/schedule.hpp"
+#include "cuebm/models/analytic.hpp"
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/langevin.hpp"
+#include "cuebm/sampling/schedule.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// The fused kernels' launch planner (host/launch_plan.hpp) as the pure function it is: data
+// The fused kernels' launch planner (host/models/launch_plan.hpp) as the pure function it is: data
 // sheet limits of an H200 (sm_90), an A100 (sm_80) and an L40S (sm_89), no device needed, so
 // these tests run in every build.
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "host/launch_plan.hpp"
+#include "host/models/launch_plan.hpp"
 
 namespace cuebm::detail {
 namespace {
@@ -70,7 +70,8 @@ std::string describe(const FusedLaunch& p) {
          " warps/SM, " + std::to_string(p.sms_used) + " SMs";
 }
 
-// The ranking key of host/launch_plan.hpp, to check that the chosen plan is the best candidate.
+// The ranking key of host/models/launch_plan.hpp, to check that the chosen plan is the best
+// candidate.
 bool ranks_above(const FusedLaunch& a, const FusedLaunch& b) {
   if (a.resident_warps != b.resident_warps) return a.resident_warps > b.resident_warps;
   if (a.sms_used != b.sms_used) return a.sms_used > b.sms_used;

@@ -1,7 +1,7 @@
-// Tests of the 2-D model metrics (include/cuebm/metrics.hpp) against closed forms, an
+// Tests of the 2-D model metrics (include/cuebm/data/metrics.hpp) against closed forms, an
 // independent O(n^2) MMD reference and hand-counted points. Statistical checks state their
 // standard error (SE) and use fixed seeds.
-#include "cuebm/metrics.hpp"
+#include "cuebm/data/metrics.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/error.hpp"
-#include "host/random.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "host/runtime/random.hpp"
 
 namespace cuebm {
 namespace {

@@ -1,4 +1,4 @@
-// Tests of the MLP energy (include/cuebm/mlp.hpp): PyTorch parameter names, shapes and
+// Tests of the MLP energy (include/cuebm/models/mlp.hpp): PyTorch parameter names, shapes and
 // offsets; nn.Linear initialisation; E, dE/dx and the parameter gradient against the
 // double-precision oracle of tests/reference (itself checked against central finite
 // differences); ReLU's derivative at 0; thread-count independence; bad input.
@@ -11,7 +11,7 @@
 // margin of 10 or more while any wrong weight, layout or derivative breaks them by orders of
 // magnitude. The oracle against finite differences (double, h = 1e-6): truncation h^2 f''' and
 // rounding 1e-16 / h are both ~1e-10, so |fd - exact| <= 1e-7 + 1e-6 |exact|.
-#include "cuebm/mlp.hpp"
+#include "cuebm/models/mlp.hpp"
 
 #include <gtest/gtest.h>
 
@@ -25,10 +25,10 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/activation.hpp"
-#include "cuebm/device.hpp"
-#include "cuebm/energy.hpp"
-#include "cuebm/error.hpp"
+#include "cuebm/models/activation.hpp"
+#include "cuebm/models/energy.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/runtime/error.hpp"
 #include "reference/reference.hpp"
 
 namespace cuebm {

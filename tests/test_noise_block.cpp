@@ -1,5 +1,5 @@
-// The vectorised Langevin noise (host/noise_block.hpp) against the scalar Philox and
-// libm-based Box-Muller of kernels/philox.cuh, and its log, sqrt and sincos helpers against
+// The vectorised Langevin noise (host/sampling/noise_block.hpp) against the scalar Philox and
+// libm-based Box-Muller of kernels/runtime/philox.cuh, and its log, sqrt and sincos helpers against
 // double precision.
 #include <gtest/gtest.h>
 
@@ -9,10 +9,10 @@
 #include <numbers>
 #include <vector>
 
-#include "cuebm/energy.hpp"
-#include "cuebm/langevin.hpp"
-#include "host/noise_block.hpp"
-#include "kernels/philox.cuh"
+#include "cuebm/models/energy.hpp"
+#include "cuebm/sampling/langevin.hpp"
+#include "host/sampling/noise_block.hpp"
+#include "kernels/runtime/philox.cuh"
 
 namespace {
 

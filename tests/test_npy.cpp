@@ -1,6 +1,6 @@
 // Tests of the .npy reader and writer: round trips, the exact header numpy writes, every error
 // the reader reports, and interoperability with numpy when python3 has it.
-#include "cuebm/npy.hpp"
+#include "cuebm/io/npy.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/error.hpp"
+#include "cuebm/runtime/error.hpp"
 
 namespace cuebm {
 namespace {

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/error.hpp"
-#include "cuebm/optim.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/training/optim.hpp"
 
 namespace {
 

@@ -1,7 +1,7 @@
-// Tests of the shared Philox4x32-10 (kernels/philox.cuh), the host random streams
-// (host/random.hpp) and the Langevin noise (include/cuebm/langevin.hpp) against the published
-// known answers and cuRAND anchors of shared/spec/rng.md and, when the build has libcurand,
-// bit for bit against cuRAND's host generator (which needs no GPU).
+// Tests of the shared Philox4x32-10 (kernels/runtime/philox.cuh), the host random streams
+// (host/runtime/random.hpp) and the Langevin noise (include/cuebm/sampling/langevin.hpp) against
+// the published known answers and cuRAND anchors of shared/spec/rng.md and, when the build has
+// libcurand, bit for bit against cuRAND's host generator (which needs no GPU).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/langevin.hpp"
-#include "host/random.hpp"
-#include "kernels/philox.cuh"
+#include "cuebm/sampling/langevin.hpp"
+#include "host/runtime/random.hpp"
+#include "kernels/runtime/philox.cuh"
 
 #if defined(CUEBM_HAVE_CURAND_HOST)
 #include <curand.h>

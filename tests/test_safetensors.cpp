@@ -1,6 +1,6 @@
 // Tests of safetensors files and MLP model files: bitwise round trips, widths inferred from
 // shapes, every malformed-file error, no output on failure, and PyTorch interoperability.
-#include "cuebm/safetensors.hpp"
+#include "cuebm/io/safetensors.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/error.hpp"
-#include "cuebm/mlp.hpp"
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/error.hpp"
 
 namespace cuebm {
 namespace {

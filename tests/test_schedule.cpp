@@ -1,7 +1,7 @@
-// Tests of the step-size and noise schedules (include/cuebm/schedule.hpp) against the closed
-// forms of shared/spec/behaviour.md ("value after t steps"), evaluated here in double from the
-// same float parameters: |got - ref| <= 1e-12 |ref| (both sides are a few double operations).
-#include "cuebm/schedule.hpp"
+// Tests of the step-size and noise schedules (include/cuebm/sampling/schedule.hpp) against the
+// closed forms of shared/spec/behaviour.md ("value after t steps"), evaluated here in double from
+// the same float parameters: |got - ref| <= 1e-12 |ref| (both sides are a few double operations).
+#include "cuebm/sampling/schedule.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/error.hpp"
-#include "cuebm/langevin.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/langevin.hpp"
 
 namespace cuebm {
 namespace {

@@ -10,15 +10,18 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/device.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/langevin.hpp"
-#include "cuebm/mlp.hpp"
-#include "cuebm/stream_api.hpp"
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/langevin.hpp"
+#include "cuebm/training/stream_api.hpp"
 #if CUEBM_HAVE_CUDA
 #include <cuda_runtime.h>
 
-#include "host/cuda_backend.hpp"
+#include "host/models/cuda_models.hpp"
+#include "host/runtime/cuda_device.hpp"
+#include "host/sampling/cuda_langevin.hpp"
+#include "host/training/cuda_trainer.hpp"
 #endif
 
 namespace cuebm {
@@ -169,8 +172,7 @@ struct Dev {
   }
   std::vector<T> get(cudaStream_t s) const {
     std::vector<T> h(n);
-    EXPECT_EQ(cudaMemcpyAsync(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost, s),
-              cudaSuccess);
+    EXPECT_EQ(cudaMemcpyAsync(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost, s), cudaSuccess);
     EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
     return h;
   }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "cuebm/datasets.hpp"
-#include "cuebm/training.hpp"
+#include "cuebm/data/datasets.hpp"
+#include "cuebm/training/training.hpp"
 
 namespace cuebm {
 namespace {

@@ -11,13 +11,14 @@ FILT=$(dirname "$NVCC")/cu++filt
 command -v "$FILT" >/dev/null 2>&1 || FILT=cat
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-FILES=(kernels/mlp_fused_w*.cu kernels/mlp_kernels.cu kernels/langevin_kernels.cu kernels/cd_kernels.cu)
+FILES=(kernels/sampling/mlp_fused_w*.cu kernels/models/mlp_kernels.cu kernels/sampling/langevin_kernels.cu
+       kernels/training/cd_kernels.cu)
 status=0
 # One nvcc call per file builds both architectures (the front end runs once); two files compile
 # at a time.
 compile() {
   local f=$1 log="$OUT/$(basename "$1" .cu).log"
-  if ! "$NVCC" -std=c++20 --expt-relaxed-constexpr -O3 -I include -I kernels -lineinfo \
+  if ! "$NVCC" -std=c++20 --expt-relaxed-constexpr -O3 -I include -I . -lineinfo \
       -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -Xptxas -v \
       -c "$f" -o "$OUT/$(basename "$f" .cu).o" >"$log" 2>&1; then
     echo "ptxas-report: compiling $f failed:" >&2

@@ -1,13 +1,13 @@
 // The whole public API of cuEBM.
 #pragma once
 
-#include "cuebm/activation.hpp"
-#include "cuebm/analytic.hpp"
-#include "cuebm/cd.hpp"
-#include "cuebm/device.hpp"
-#include "cuebm/energy.hpp"
-#include "cuebm/error.hpp"
-#include "cuebm/langevin.hpp"
-#include "cuebm/mlp.hpp"
-#include "cuebm/optim.hpp"
-#include "cuebm/schedule.hpp"
+#include "cuebm/models/activation.hpp"
+#include "cuebm/models/analytic.hpp"
+#include "cuebm/models/energy.hpp"
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/langevin.hpp"
+#include "cuebm/sampling/schedule.hpp"
+#include "cuebm/training/cd.hpp"
+#include "cuebm/training/optim.hpp"

@@ -1,10 +1,5 @@
-// CUEBM_HOST_DEVICE: marks functions that run on the host and, when compiled by nvcc, on the
-// device. Use it on the members of a user-defined energy (include/cuebm/custom_energy.hpp) so
-// that one type serves the CPU backend (any C++ compiler) and the CUDA backend (nvcc).
+// Forwarding header, kept for one release (CHANGELOG.md, 0.2.0): the header moved to
+// cuebm/runtime/host_device.hpp. Include that path instead.
 #pragma once
 
-#if defined(__CUDACC__)
-#define CUEBM_HOST_DEVICE __host__ __device__
-#else
-#define CUEBM_HOST_DEVICE
-#endif
+#include "cuebm/runtime/host_device.hpp"

@@ -122,9 +122,9 @@ cudaError_t launch(const char* file, int line, const LaunchConfig& cfg, void (*k
 
 // Device code is compiled from here on: __CUDACC__ selects the CUDA spellings of our headers,
 // __CUDA_ARCH__ their device branches. Functions whose bodies depend on __CUDA_ARCH__ are either
-// __forceinline__ (kernels/hd.cuh: always inlined, so the emulated sources never call the host
-// translation units' copy of the same inline function) or compute the same values in both
-// branches here (include/cuebm/device_random.hpp: __sincosf below is sinf and cosf).
+// __forceinline__ (kernels/runtime/hd.cuh: always inlined, so the emulated sources never call the
+// host translation units' copy of the same inline function) or compute the same values in both
+// branches here (include/cuebm/runtime/device_random.hpp: __sincosf below is sinf and cosf).
 #define __CUDACC__ 1
 #define __CUDA_ARCH__ 900
 #undef __host__

@@ -12,7 +12,7 @@
 #include <span>
 #include <vector>
 
-#include "cuebm/activation.hpp"
+#include "cuebm/models/activation.hpp"
 
 namespace cuebm::ref {
 

@@ -1,0 +1,309 @@
+#include <cmath>
+#include <iostream>
+
+#include "cuebm/runtime/error.hpp"
+#include "cuebm/training/cd.hpp"
+#include "host/models/cuda_models.hpp"   // plain C++; its functions exist only when CUEBM_HAVE_CUDA
+#include "host/runtime/cuda_device.hpp"  // plain C++; its functions exist only when CUEBM_HAVE_CUDA
+#include "host/runtime/random.hpp"
+#include "host/sampling/chain_runner.hpp"
+#include "host/sampling/cuda_langevin.hpp"  // plain C++; its functions exist only when CUEBM_HAVE_CUDA
+#include "host/sampling/langevin_options.hpp"
+#include "host/training/cuda_trainer.hpp"  // plain C++; its functions exist only when CUEBM_HAVE_CUDA
+#include "kernels/training/optim.cuh"
+
+namespace cuebm {
+namespace {
+
+// Chain ids of the replay buffer's initial chains, far from the batch rows' ids so their
+// noise never coincides with a CD iteration's.
+constexpr uint64_t kBufferChainBase = uint64_t{1} << 40;
+// Subsequence of the buffer-initialisation stream (iterations use their own index).
+constexpr uint64_t kBufferInitSubsequence = uint64_t{1} << 62;
+
+detail::ChainPlan make_plan(const detail::StepArrays& steps, const LangevinOptions& sampler,
+                            uint64_t seed) {
+  detail::ChainPlan plan;
+  plan.n_steps = static_cast<int>(steps.eta.size());
+  plan.eta = steps.eta.data();
+  plan.noise_coef = steps.noise_coef.data();
+  plan.seed = seed;
+  plan.clamp = sampler.clamp_min || sampler.clamp_max;
+  plan.clamp_min = sampler.clamp_min.value_or(-INFINITY);
+  plan.clamp_max = sampler.clamp_max.value_or(INFINITY);
+  return plan;
+}
+
+void validate(const Mlp& model, const TrainerOptions& o, int64_t max_batch) {
+  const CDOptions& cd = o.cd;
+  if (max_batch < 1)
+    throw InvalidArgument("CDTrainer: batch size must be >= 1, got " + std::to_string(max_batch));
+  if (cd.k_steps < 1)
+    throw InvalidArgument("CDTrainer: k_steps must be >= 1, got " + std::to_string(cd.k_steps));
+  if (cd.persistent && !cd.per_chain && cd.buffer_size < 1)
+    throw InvalidArgument("CDTrainer: buffer_size must be >= 1, got " +
+                          std::to_string(cd.buffer_size));
+  if (cd.init_steps < 0)
+    throw InvalidArgument("CDTrainer: init_steps must be >= 0, got " +
+                          std::to_string(cd.init_steps));
+  if (!(cd.new_sample_ratio >= 0 && cd.new_sample_ratio <= 1))
+    throw InvalidArgument("CDTrainer: new_sample_ratio must be in [0, 1], got " +
+                          std::to_string(cd.new_sample_ratio));
+  if (!std::isfinite(cd.energy_reg_weight) || cd.energy_reg_weight < 0)
+    throw InvalidArgument("CDTrainer: energy_reg_weight must be finite and >= 0, got " +
+                          std::to_string(cd.energy_reg_weight));
+  if (!std::isfinite(o.max_grad_norm))
+    throw InvalidArgument("CDTrainer: max_grad_norm must be finite");
+  if (o.max_nonfinite_steps < 0)
+    throw InvalidArgument("CDTrainer: max_nonfinite_steps must be >= 0");
+  LangevinOptions sampler = o.sampler;
+  sampler.n_steps = cd.k_steps;
+  detail::validate_langevin_options(sampler, "CDTrainer sampler");
+  (void)model;
+}
+
+}  // namespace
+
+double cd_loss(const float* pos, const float* neg, int64_t n, double w) {
+  double sp = 0, sn = 0, sp2 = 0, sn2 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sp += pos[i];
+    sn += neg[i];
+    sp2 += static_cast<double>(pos[i]) * pos[i];
+    sn2 += static_cast<double>(neg[i]) * neg[i];
+  }
+  const double inv = 1.0 / static_cast<double>(n);
+  return sp * inv - sn * inv + w * (sp2 * inv + sn2 * inv);
+}
+
+CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batch, Device device)
+    : model_(model),
+      options_(options),
+      max_batch_(max_batch),
+      adam_(model.num_parameters(), options.adam) {
+  check_device(device);
+#if !CUEBM_HAVE_CUDA
+  if (device.is_cuda())
+    throw InvalidArgument("CDTrainer: the CUDA backend is not available in this build");
+#endif
+  validate(model, options, max_batch);
+  const int d = model.dim();
+  neg_.resize(max_batch * d);
+  both_.resize(2 * max_batch * d);
+  energies_.resize(2 * max_batch);
+  coeff_.resize(2 * max_batch);
+  grad_.resize(model.num_parameters());
+  start_rows_.resize(max_batch);
+  refresh_rows_.resize(max_batch);
+  options_.sampler.n_steps = options.cd.k_steps;
+  steps_ = std::make_shared<const detail::StepArrays>(
+      detail::make_step_arrays(options_.sampler, options.cd.k_steps));
+  if (options.cd.persistent && options.cd.per_chain) options_.cd.buffer_size = max_batch;
+  on_warning = [](const std::string& line) { std::cerr << "cuebm: " << line << "\n"; };
+#if CUEBM_HAVE_CUDA
+  if (device.is_cuda())
+    cuda_ = detail::make_cuda_trainer(model_, adam_, options_, max_batch_, device.index);
+#endif
+}
+
+CDTrainer::~CDTrainer() = default;
+
+void CDTrainer::init_buffer() {
+  const int d = model_.dim();
+  const int64_t size = options_.cd.buffer_size;
+  buffer_.resize(size * d);
+  RandomStream rng(options_.seed, StreamTag::kBuffer, kBufferInitSubsequence);
+  for (float& v : buffer_) v = 0.01f * rng.normal();
+  if (options_.cd.init_steps > 0) {
+    const detail::StepArrays steps =
+        detail::make_step_arrays(options_.sampler, options_.cd.init_steps);
+    detail::ChainPlan plan = make_plan(steps, options_.sampler, options_.seed);
+    plan.first_chain = kBufferChainBase;
+    const int64_t bad = detail::run_chains_cpu(model_, buffer_.data(), size, plan);
+    if (bad >= 0)
+      throw NumericalError("CDTrainer: replay-buffer initialisation diverged (row " +
+                           std::to_string(bad) + " not finite after " +
+                           std::to_string(options_.cd.init_steps) + " steps); reduce step_size");
+  }
+  buffer_ptr_ = 0;
+  buffer_ready_ = true;
+}
+
+void CDTrainer::start_negatives(int64_t rows) {
+  const int d = model_.dim();
+  const int64_t size = options_.cd.buffer_size;
+  RandomStream rng(options_.seed, StreamTag::kBuffer, static_cast<uint64_t>(iteration_));
+  if (options_.cd.per_chain) {
+    for (int64_t i = 0; i < rows; ++i) start_rows_[i] = i;
+  } else if (size < rows) {
+    if (!warned_small_buffer_) {
+      on_warning("replay buffer (" + std::to_string(size) + " rows) is smaller than the batch (" +
+                 std::to_string(rows) + "): drawing start rows uniformly at random");
+      warned_small_buffer_ = true;
+    }
+    for (int64_t i = 0; i < rows; ++i) start_rows_[i] = static_cast<int64_t>(rng.uniform_int(size));
+  } else {
+    const int64_t stride = size / rows;
+    for (int64_t i = 0; i < rows; ++i)
+      start_rows_[i] = (i * stride + static_cast<int64_t>(rng.uniform_int(stride))) % size;
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    std::copy_n(buffer_.data() + start_rows_[i] * d, d, neg_.data() + i * d);
+  if (options_.cd.per_chain) return;
+  const int64_t n_new = std::max<int64_t>(
+      1,
+      static_cast<int64_t>(std::floor(static_cast<double>(rows) * options_.cd.new_sample_ratio)));
+  for (int64_t i = 0; i < rows; ++i) refresh_rows_[i] = i;
+  for (int64_t j = 0; j < n_new; ++j)  // the first n_new entries of a random permutation
+    std::swap(refresh_rows_[j], refresh_rows_[j + rng.uniform_int(rows - j)]);
+  for (int64_t j = 0; j < n_new; ++j) {
+    float* row = neg_.data() + refresh_rows_[j] * d;
+    for (int k = 0; k < d; ++k)
+      row[k] = options_.cd.reinit_from_noise ? rng.normal() : row[k] + 0.01f * rng.normal();
+  }
+}
+
+void CDTrainer::write_buffer(int64_t rows) {
+  const int d = model_.dim();
+  const int64_t size = options_.cd.buffer_size;
+  if (options_.cd.per_chain) {
+    std::copy_n(neg_.data(), rows * d, buffer_.data());
+  } else if (rows >= size) {
+    std::copy_n(neg_.data() + (rows - size) * d, size * d, buffer_.data());
+  } else {
+    for (int64_t i = 0; i < rows; ++i)
+      std::copy_n(neg_.data() + i * d, d, buffer_.data() + ((buffer_ptr_ + i) % size) * d);
+    buffer_ptr_ = (buffer_ptr_ + rows) % size;
+  }
+}
+
+void CDTrainer::sync_mirrors(unsigned mirrors) const {
+#if CUEBM_HAVE_CUDA
+  if (cuda_) cuda_->sync_to_host(mirrors, neg_, buffer_);
+#else
+  (void)mirrors;
+#endif
+}
+
+void CDTrainer::sync_to_host() const { sync_mirrors(detail::kMirrorAll); }
+
+const Adam& CDTrainer::optimizer() const {
+  sync_mirrors(detail::kMirrorOptimizer);
+  return adam_;
+}
+
+Adam& CDTrainer::optimizer() {
+  sync_mirrors(detail::kMirrorOptimizer);
+#if CUEBM_HAVE_CUDA
+  if (cuda_) cuda_->optimizer_handed_out();
+#endif
+  return adam_;
+}
+
+const std::vector<float>& CDTrainer::replay_buffer() const {
+  sync_mirrors(detail::kMirrorBuffer);
+  return buffer_;
+}
+
+const float* CDTrainer::last_negatives() const {
+  sync_mirrors(detail::kMirrorNegatives);
+  return neg_.data();
+}
+
+TrainerState CDTrainer::state() const {
+  sync_mirrors(detail::kMirrorBuffer);
+  return {iteration_, consecutive_nonfinite_, buffer_, buffer_ptr_, buffer_ready_};
+}
+
+void CDTrainer::load_state(const TrainerState& s) {
+  const int64_t rows = options_.cd.buffer_size * model_.dim();
+  if (s.iteration < 0 || s.consecutive_nonfinite < 0)
+    throw InvalidArgument("CDTrainer::load_state: negative iteration or failure count");
+  if (s.buffer_ready && (static_cast<int64_t>(s.buffer.size()) != rows || s.buffer_ptr < 0 ||
+                         s.buffer_ptr >= options_.cd.buffer_size))
+    throw InvalidArgument("CDTrainer::load_state: replay buffer of " +
+                          std::to_string(s.buffer.size()) + " floats does not match " +
+                          std::to_string(options_.cd.buffer_size) + " rows of dimension " +
+                          std::to_string(model_.dim()));
+  iteration_ = s.iteration;
+  consecutive_nonfinite_ = s.consecutive_nonfinite;
+  buffer_ = s.buffer;
+  buffer_ptr_ = s.buffer_ptr;
+  buffer_ready_ = s.buffer_ready;
+#if CUEBM_HAVE_CUDA
+  if (cuda_) cuda_->load_buffer(buffer_, buffer_ready_);
+#endif
+}
+
+StepStats CDTrainer::step(const float* batch, int64_t rows) {
+  if (rows < 1 || rows > max_batch_)
+    throw InvalidArgument("CDTrainer::step: batch must have 1.." + std::to_string(max_batch_) +
+                          " rows, got " + std::to_string(rows));
+  if (!batch) throw InvalidArgument("CDTrainer::step: null batch");
+  const int d = model_.dim();
+  detail::require_finite_rows(batch, rows, d, "CDTrainer::step: data batch");
+#if CUEBM_HAVE_CUDA
+  if (cuda_) {
+    detail::CudaTrainerState st{iteration_,    consecutive_nonfinite_, buffer_ptr_,
+                                buffer_ready_, warned_small_buffer_,   buffer_,
+                                start_rows_,   refresh_rows_,          on_warning};
+    return cuda_->step(batch, rows, st);
+  }
+#endif
+
+  if (options_.cd.persistent) {
+    if (!buffer_ready_) init_buffer();
+    start_negatives(rows);
+  } else {
+    std::copy_n(batch, rows * d, neg_.data());
+  }
+  detail::ChainPlan plan = make_plan(*steps_, options_.sampler, options_.seed);
+  plan.step_offset = static_cast<uint64_t>(iteration_) * options_.cd.k_steps;
+  detail::run_chains_cpu(model_, neg_.data(), rows, plan);
+
+  std::copy_n(batch, rows * d, both_.data());
+  std::copy_n(neg_.data(), rows * d, both_.data() + rows * d);
+  model_.energy(both_.data(), 2 * rows, energies_.data());
+  StepStats stats;
+  const float* pos_e = energies_.data();
+  const float* neg_e = energies_.data() + rows;
+  const double w = options_.cd.energy_reg_weight;
+  stats.loss = cd_loss(pos_e, neg_e, rows, w);
+  double sp = 0, sn = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    sp += pos_e[i];
+    sn += neg_e[i];
+  }
+  stats.pos_energy = sp / rows;
+  stats.neg_energy = sn / rows;
+  ++iteration_;
+  if (!std::isfinite(stats.loss)) {
+    stats.skipped = true;
+    ++consecutive_nonfinite_;
+    on_warning("iteration " + std::to_string(iteration_ - 1) + ": loss is not finite (E+ mean " +
+               std::to_string(stats.pos_energy) + ", E- mean " + std::to_string(stats.neg_energy) +
+               "); update skipped");
+    if (consecutive_nonfinite_ > options_.max_nonfinite_steps)
+      throw NumericalError("CDTrainer: " + std::to_string(consecutive_nonfinite_) +
+                           " consecutive iterations with a non-finite loss (last at iteration " +
+                           std::to_string(iteration_ - 1) +
+                           "); the model or the chains diverged: reduce lr or step_size");
+    return stats;
+  }
+  consecutive_nonfinite_ = 0;
+
+  const float inv_n = 1.0f / static_cast<float>(rows);
+  const float wf = options_.cd.energy_reg_weight;
+  for (int64_t i = 0; i < rows; ++i) {
+    coeff_[i] = detail::cd_coefficient(pos_e[i], true, wf, inv_n);
+    coeff_[rows + i] = detail::cd_coefficient(neg_e[i], false, wf, inv_n);
+  }
+  model_.parameter_gradient(both_.data(), 2 * rows, coeff_.data(), grad_.data());
+  stats.grad_norm =
+      options_.max_grad_norm > 0 ? clip_grad_norm(grad_, options_.max_grad_norm) : grad_norm(grad_);
+  adam_.step(model_.parameters(), grad_);
+  if (options_.cd.persistent) write_buffer(rows);
+  return stats;
+}
+
+}  // namespace cuebm

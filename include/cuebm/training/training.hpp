@@ -1,0 +1,139 @@
+// A whole training run as TorchEBM's Gaussian-mixture tutorial does it: a dataset, epochs of
+// CD updates, figures of the learned density and the final metrics. The example trainer and
+// the cuebm command both drive it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/device.hpp"
+#include "cuebm/training/cd.hpp"
+#include "cuebm/training/checkpoint.hpp"
+
+namespace cuebm {
+
+struct TrainConfig {
+  // Data: a dataset of datasets.hpp by name. Empty dataset_params give that dataset's own
+  // defaults (datasets.hpp), except gaussian_mixture, whose default is the tutorial's
+  // GaussianMixture(n = 500, K = 4, std = 0.1, radius = 1.5) (resolved_dataset_params).
+  // Params, when given, override the dataset's own defaults (make_dataset), not the tutorial's.
+  std::string dataset = "gaussian_mixture";
+  std::map<std::string, double> dataset_params;
+  uint64_t data_seed = 42;
+  // Model, sampler and optimiser: the tutorial's defaults.
+  MlpSpec model;  // 2-64-64-1 ReLU
+  int epochs = 200;
+  int64_t batch_size = 256;  // cut to the dataset's size when larger (with a log line)
+  bool drop_last = true;
+  float step_size = 0.1f, noise_scale = 0.1f;
+  CDOptions cd;  // k = 10, non-persistent
+  AdamOptions adam;
+  float max_grad_norm = 1.0f;
+  uint64_t seed = 0;  // parameters, noise, shuffling
+  // Figures: epoch 1, every figure_every epochs and the end; "" disables all output files.
+  std::string output_dir = "out";
+  int figure_every = 20;
+  int figure_samples = 500;
+  int figure_steps = 200, final_steps = 500;
+  double plot_range = 2.5;
+  int grid_points = 100;
+  Device device = Device::cpu();
+  int threads = 0;  // 0: leave OpenMP's default
+  int log_every = 1;
+  // Checkpoints (checkpoint.hpp): with a path, written after every checkpoint_every epochs
+  // (0: only after the last epoch) and after the last epoch, atomically.
+  std::string checkpoint_path;
+  int checkpoint_every = 0;
+  // A checkpoint to continue from: the run picks up after its epoch and ends with the same
+  // parameters, losses and samples as the uninterrupted run, bit for bit. Its training
+  // settings (training_fingerprint) must equal this config's; epochs may be larger.
+  std::string resume_from;
+  // When not empty, the final model is written there (safetensors.hpp, save_mlp).
+  std::string model_path;
+  // When not empty, a JSON report of the run is written there atomically: settings, epoch
+  // losses, iterations, metrics, files and the divergence verdict ("diverged", "divergence").
+  std::string report_path;
+};
+
+// The dataset parameters a run uses: config.dataset_params, or when empty the tutorial's
+// {n: 500, components: 4, std: 0.1, radius: 1.5} for gaussian_mixture and {} (the dataset's
+// own defaults) for every other dataset.
+std::map<std::string, double> resolved_dataset_params(const TrainConfig& config);
+
+// Where a run is, reported after every CD iteration.
+struct TrainProgress {
+  int epoch = 0, epochs = 0;       // epoch in 1..epochs
+  int64_t batch = 0, batches = 0;  // batches done in this epoch, of batches
+  int64_t iteration = 0;           // iterations done in this run (resumed ones included)
+  int64_t total_iterations = 0;    // at the end of the run
+  int64_t first_iteration = 0;     // iteration when this process started (resume)
+  double loss = 0;                 // of the last step (NaN when skipped)
+};
+
+struct TrainReport {
+  std::vector<double> epoch_loss;
+  int64_t iterations = 0, skipped = 0;
+  double train_seconds = 0;  // CD iterations only (no figures, no metrics)
+  std::vector<float> final_samples;
+  std::vector<std::string> files;  // written, in order
+  // Metrics of the final model (metrics.hpp); NaN where not applicable.
+  double temperature = 0, log_z = 0, test_nll = 0, data_entropy = 0, kl = 0, mmd2 = 0;
+  int modes_covered = -1, modes_total = 0;
+  double share_near_mode = 0;
+  std::vector<double> mode_weights;
+  std::vector<float> final_parameters;  // the trained model's, flat (Mlp::parameters())
+  int first_epoch = 1;                  // > 1 when resumed from a checkpoint
+  // Divergence, checked once per epoch at no extra pass over the data: the last batch's
+  // negatives are not finite or leave the data's range (max |coordinate|, floored at 1) by a
+  // factor of more than kDivergedRangeFactor, or the epoch's mean loss exceeds kDivergedLoss
+  // in magnitude. The run still finishes (it is not an error). divergence names the first
+  // such epoch and the reason, e.g. "at epoch 1: the negatives reach |x| = 1.83e+08 while the
+  // data lie within |x| <= 1.81 (Langevin step size 1e+09; a smaller step size or lr may
+  // help)". Checked from the first epoch this process runs (a resumed run starts afresh).
+  bool diverged = false;
+  std::string divergence;
+};
+
+// Divergence thresholds (TrainReport::diverged).
+inline constexpr double kDivergedRangeFactor = 100.0;
+inline constexpr double kDivergedLoss = 1e6;
+
+// The settings a checkpoint must agree on to be resumed (dataset, model, batches, sampler,
+// CD, optimiser, seeds), as key -> text.
+std::map<std::string, std::string> training_fingerprint(const TrainConfig& config);
+
+// Throws InvalidArgument (naming the value) before any work when the config is invalid or the
+// output folder cannot be written.
+void validate_train_config(const TrainConfig& config);
+// Runs the whole thing; log receives the lines the tutorial prints. When the run diverges
+// (TrainReport::diverged), one line "WARNING: training diverged <reason>" goes to stderr and
+// the run goes on to the end.
+TrainReport run_training(const TrainConfig& config,
+                         const std::function<void(const std::string&)>& log);
+// The same, with `progress` called after every CD iteration (may be empty) and the divergence
+// warning line given to `warn` instead of stderr (when not empty).
+TrainReport run_training(const TrainConfig& config,
+                         const std::function<void(const std::string&)>& log,
+                         const std::function<void(const TrainProgress&)>& progress,
+                         const std::function<void(const std::string&)>& warn = {});
+
+// Reads config.resume_from and checks that it fits config (training_fingerprint, epoch <=
+// epochs); throws IoError / InvalidArgument naming the file and the differences.
+Checkpoint read_resume_checkpoint(const TrainConfig& config);
+
+// The final samples run_training draws from the trained model: figure_samples chains of
+// final_steps Langevin steps (step_size, noise_scale) from N(0, I), keyed by the seed.
+std::vector<float> final_model_samples(const Energy& model, const TrainConfig& config);
+
+// The final metrics run_training reports, for `model` against config's dataset (a test set
+// drawn with data_seed ^ a fixed salt) at T = noise_scale^2, and for `samples` (n x 2; may be
+// empty: no MMD or mode metrics). Writes temperature, log_z, test_nll, data_entropy, kl, mmd2
+// and the mode fields of `report`; model may be null (model metrics then NaN).
+void compute_training_metrics(const Energy* model, const std::vector<float>& samples,
+                              const TrainConfig& config, TrainReport& report);
+
+}  // namespace cuebm
