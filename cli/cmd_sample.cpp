@@ -1,10 +1,12 @@
-// cuebm sample: Langevin chains on a model file or an analytic energy.
+// cuebm sample: Langevin, MALA or HMC chains on a model file or an analytic energy.
+#include <cstdio>
 #include <memory>
 
 #include "common.hpp"
 #include "cuebm/io/npy.hpp"
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
+#include "cuebm/sampling/mcmc.hpp"
 
 namespace cuebm::cli {
 
@@ -16,13 +18,18 @@ Command add_sample_command(CLI::App& app) {
     int steps = 100;
     float step_size = 1e-3f, noise_scale = 1.0f;
     std::string init, output;
+    std::string sampler = "langevin";
+    int leapfrog = 10;
+    std::vector<float> mass;
   };
   auto s = std::make_shared<State>();
   CLI::App* cmd = app.add_subcommand(
       "sample",
-      "Runs unadjusted Langevin chains x <- x - eta grad E(x) + sqrt(2 eta) sigma eps on a model "
-      "file or an analytic energy (target exp(-E / sigma^2)) and writes the final states as a "
-      "float32 .npy file (chains, D).");
+      "Runs chains on a model file or an analytic energy and writes the final states as a float32 "
+      ".npy file (chains, D). --sampler langevin (default): unadjusted Langevin x <- x - eta "
+      "grad E(x) + sqrt(2 eta) sigma eps, target exp(-E / sigma^2); mala: the same proposal with "
+      "a Metropolis-Hastings accept/reject (exact for any step size); hmc: Hamiltonian Monte "
+      "Carlo with --leapfrog steps of size --step-size and mass --mass, target exp(-E).");
   add_energy_options(cmd, &s->source, true);
   auto* chains =
       at_least(cmd->add_option("-n,--chains", s->chains,
@@ -32,6 +39,14 @@ Command add_sample_command(CLI::App& app) {
   cmd->add_option("--step-size", s->step_size, "Step size eta")->capture_default_str();
   cmd->add_option("--noise-scale", s->noise_scale, "Noise scale sigma (temperature sigma^2)")
       ->capture_default_str();
+  cmd->add_option("--sampler", s->sampler, "langevin, mala or hmc")
+      ->check(CLI::IsMember({"langevin", "mala", "hmc"}))
+      ->capture_default_str();
+  at_least(cmd->add_option("--leapfrog", s->leapfrog, "HMC: leapfrog steps per proposal")
+               ->capture_default_str(),
+           1);
+  cmd->add_option("--mass", s->mass,
+                  "HMC: mass matrix diagonal, one value (scalar) or D values; default identity");
   cmd->add_option("--init", s->init, "Initial state, an .npy file (chains, D); default N(0, I)");
   cmd->add_option("-o,--output", s->output, "Output .npy file of the samples")->required();
   add_common_options(cmd, &s->common, "Seed of the initial state and the noise");
@@ -49,13 +64,37 @@ Command add_sample_command(CLI::App& app) {
                                       std::to_string(n));
               n = rows;
             }
+            const float* start = x0.empty() ? nullptr : x0.data();
+            if (s->sampler != "langevin") {
+              McmcResult r;
+              if (s->sampler == "mala") {
+                MalaOptions o;
+                o.n_steps = s->steps;
+                o.step_size = s->step_size;
+                o.noise_scale = s->noise_scale;
+                o.seed = s->common.seed;
+                r = mala_sample(*energy, start, n, o, device);
+              } else {
+                HmcOptions o;
+                o.n_steps = s->steps;
+                o.step_size = s->step_size;
+                o.n_leapfrog = s->leapfrog;
+                o.mass = s->mass;
+                o.seed = s->common.seed;
+                r = hmc_sample(*energy, start, n, o, device);
+              }
+              write_npy(s->output, r.samples.data(), {r.n_chains, r.dim});
+              std::printf("%s: mean acceptance %.4f over %lld chains, temperature %g\n",
+                          s->sampler.c_str(), r.mean_acceptance, static_cast<long long>(r.n_chains),
+                          r.temperature);
+              return kExitOk;
+            }
             LangevinOptions o;
             o.n_steps = s->steps;
             o.step_size = s->step_size;
             o.noise_scale = s->noise_scale;
             o.seed = s->common.seed;
-            const LangevinResult r =
-                langevin_sample(*energy, x0.empty() ? nullptr : x0.data(), n, o, device);
+            const LangevinResult r = langevin_sample(*energy, start, n, o, device);
             write_npy(s->output, r.samples.data(), {r.n_chains, r.dim});
             return kExitOk;
           }};

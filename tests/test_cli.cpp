@@ -20,6 +20,7 @@
 #include "cuebm/io/safetensors.hpp"
 #include "cuebm/models/analytic.hpp"
 #include "cuebm/runtime/device.hpp"
+#include "cuebm/sampling/mcmc.hpp"
 #include "test_paths.hpp"
 
 #ifndef CUEBM_CLI_PATH
@@ -227,6 +228,42 @@ TEST_F(CliTest, SampleHarmonicHasTheClosedFormVariance) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_TRUE(contains(bad.err, "--chains")) << bad.err;
   EXPECT_FALSE(fs::exists(path("s4.npy")));
+}
+
+TEST_F(CliTest, SampleMalaAndHmcMatchTheLibrary) {
+  // The command runs mala_sample / hmc_sample with its flags: the same samples bit for bit.
+  const AnalyticEnergy h = AnalyticEnergy::harmonic(2, 2.0f);
+  CliRun r = cuebm(
+      "sample --energy harmonic --dim 2 --param k=2 --chains 64 --steps 30 --step-size 0.4 "
+      "--noise-scale 0.5 --seed 4 --sampler mala --device cpu -o " +
+      path("m.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "mala: mean acceptance")) << r.out;
+  MalaOptions m;
+  m.n_steps = 30;
+  m.step_size = 0.4f;
+  m.noise_scale = 0.5f;
+  m.seed = 4;
+  EXPECT_EQ(read_npy(path("m.npy")).data, mala_sample(h, nullptr, 64, m).samples);
+  r = cuebm(
+      "sample --energy harmonic --dim 2 --param k=2 --chains 64 --steps 10 --step-size 0.2 "
+      "--leapfrog 4 --mass 1 0.5 --seed 4 --sampler hmc --device cpu -o " +
+      path("h.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  HmcOptions o;
+  o.n_steps = 10;
+  o.step_size = 0.2f;
+  o.n_leapfrog = 4;
+  o.mass = {1.0f, 0.5f};
+  o.seed = 4;
+  EXPECT_EQ(read_npy(path("h.npy")).data, hmc_sample(h, nullptr, 64, o).samples);
+  // Bad sampler input: exit 1 for an unknown sampler, 2 for a bad mass; no output either way.
+  r = cuebm("sample --energy harmonic --sampler gibbs -o " + path("x.npy"));
+  EXPECT_EQ(r.code, 1);
+  r = cuebm("sample --energy harmonic --dim 2 --sampler hmc --mass 1 2 3 -o " + path("x.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "mass must have 0, 1 or dim = 2")) << r.err;
+  EXPECT_FALSE(fs::exists(path("x.npy")));
 }
 
 TEST_F(CliTest, SampleFromAModelFile) {
@@ -570,6 +607,13 @@ TEST_F(CliTest, DeviceCudaEvalSampleAndTrain) {
                          " --chains 100 --steps 20 --step-size 0.01 -o " + path("s.npy"));
   ASSERT_EQ(s.code, 0) << s.err;
   EXPECT_EQ(read_npy(path("s.npy")).shape, (std::vector<int64_t>{100, 2}));
+  for (const char* sampler : {"mala", "hmc"}) {
+    const CliRun q = cuebm(std::string("sample --device cuda --sampler ") + sampler + " --model " +
+                           model + " --chains 100 --steps 5 --step-size 0.05 -o " + path("q.npy"));
+    ASSERT_EQ(q.code, 0) << sampler << ": " << q.err;
+    EXPECT_EQ(read_npy(path("q.npy")).shape, (std::vector<int64_t>{100, 2})) << sampler;
+    EXPECT_TRUE(contains(q.out, "mean acceptance")) << q.out;
+  }
   std::ofstream(path("cfg.json")) << kSmallTrain;
   const CliRun t =
       cuebm("train --device cuda --config " + path("cfg.json") +

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# MALA and HMC: cuEBM (bench_cuebm's MCMC cases) against TorchEBM 0.3.17's HamiltonianMonteCarlo
+# (bench/torchebm_hmc.py) on the tutorial MLP and a 2-D Gaussian, 500 chains x 50 steps of 10
+# leapfrog steps, each side at 1 and N threads; prints proposals per second and the ratio of
+# each side's best. Refuses to run on a busy machine (load above 0.5) unless --force.
+# Usage: bench/compare_mcmc.sh [--force] [build folder]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+force=0
+[[ ${1:-} == --force ]] && { force=1; shift; }
+build=${1:-$root/build}
+bench=$build/bin/bench_cuebm
+[[ -x $bench ]] || { echo "compare_mcmc: $bench not built" >&2; exit 2; }
+load=$(cut -d' ' -f1 /proc/loadavg)
+if ((!force)) && awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "compare_mcmc: load average $load > 0.5: the machine is busy (--force to run anyway)" >&2
+  exit 3
+fi
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for t in 1 "$(nproc)"; do
+  CUEBM_BENCH_THREADS=$t OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bench" \
+    --benchmark_filter='^(HMC|MALA)/' --benchmark_min_time=0.5 --benchmark_format=json \
+    >"$out/cuebm.$t.json" 2>/dev/null
+  OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t /usr/bin/python3 "$root/bench/torchebm_hmc.py" \
+    --threads "$t" >"$out/torchebm.$t.jsonl" 2>/dev/null || true
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$out" "$(nproc)" <<'PY'
+import json, sys, glob
+out, n = sys.argv[1], sys.argv[2]
+best = {}
+for t in ("1", n):
+    for b in json.load(open(f"{out}/cuebm.{t}.json"))["benchmarks"]:
+        name = b["name"].split("/real_time")[0].removesuffix("_CPU")
+        rate = b["items_per_second"]
+        if rate > best.get(("cuebm", name), (0, 0))[0]: best[("cuebm", name)] = (rate, t)
+    for line in open(f"{out}/torchebm.{t}.jsonl"):
+        r = json.loads(line)
+        if "name" in r and r["proposals_per_second"] > best.get(("torchebm", r["name"]), (0, 0))[0]:
+            best[("torchebm", r["name"])] = (r["proposals_per_second"], t)
+        if "error" in r: print("TorchEBM:", r["error"])
+print("| workload | cuEBM proposals/s (threads) | TorchEBM proposals/s (threads) | ratio |")
+print("|---|---|---|---|")
+for (impl, name), (rate, t) in sorted(best.items()):
+    if impl != "cuebm": continue
+    peer = best.get(("torchebm", name))
+    ratio = f"{rate / peer[0]:.0f}x" if peer else "-"
+    peer_s = f"{peer[0]:.3g} ({peer[1]})" if peer else "-"
+    print(f"| {name} | {rate:.3g} ({t}) | {peer_s} | {ratio} |")
+PY
