@@ -52,6 +52,7 @@ Command add_train_command(CLI::App& app);
 Command add_sample_command(CLI::App& app);
 Command add_eval_command(CLI::App& app);
 Command add_metrics_command(CLI::App& app);
+Command add_logz_command(CLI::App& app);
 
 // "key=value" items as numbers; `what` names the flag in errors (InvalidArgument).
 std::map<std::string, double> parse_key_values(const std::vector<std::string>& items,

@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
   app.footer(kExitCodesFooter);
   app.require_subcommand(1);
   const Command commands[] = {add_train_command(app), add_sample_command(app),
-                              add_eval_command(app), add_metrics_command(app)};
+                              add_eval_command(app), add_metrics_command(app),
+                              add_logz_command(app)};
   const int parsed = guarded([&] {
     try {
       app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "cuebm/io/safetensors.hpp"
 #include "cuebm/models/analytic.hpp"
 #include "cuebm/runtime/device.hpp"
+#include "cuebm/sampling/ais.hpp"
 #include "cuebm/sampling/mcmc.hpp"
 #include "test_paths.hpp"
 
@@ -264,6 +266,32 @@ TEST_F(CliTest, SampleMalaAndHmcMatchTheLibrary) {
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "mass must have 0, 1 or dim = 2")) << r.err;
   EXPECT_FALSE(fs::exists(path("x.npy")));
+}
+
+TEST_F(CliTest, LogzMatchesTheLibraryAndTheClosedForm) {
+  // Harmonic k = 2 in 3-D at T = 0.5: log Z = (3 / 2) log(2 pi T / k).
+  CliRun r = cuebm(
+      "logz --energy harmonic --dim 3 --param k=2 --temperature 0.5 --chains 400 --ais-steps 100 "
+      "--step-size 0.1 --seed 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  double log_z = 0, se = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str(), "log Z = %lf +- %lf", &log_z, &se), 2) << r.out;
+  const double exact = 1.5 * std::log(2 * M_PI * 0.5 / 2.0);
+  EXPECT_NEAR(log_z, exact, 3 * se + 1e-6) << r.out;
+  AisOptions o;
+  o.n_chains = 400;
+  o.n_temperatures = 100;
+  o.step_size = 0.1f;
+  o.temperature = 0.5;
+  o.seed = 2;
+  const AisResult lib = ais_log_partition(AnalyticEnergy::harmonic(3, 2.0f), o);
+  EXPECT_NEAR(log_z, lib.log_z, 1e-6);  // printed with 6 decimals
+  r = cuebm("logz --energy harmonic --chains 1");
+  EXPECT_EQ(r.code, 2);  // out of range: invalid input
+  EXPECT_TRUE(contains(r.err, "--chains must be >= 2")) << r.err;
+  r = cuebm("logz --energy harmonic --temperature -1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "temperature must be finite and > 0")) << r.err;
 }
 
 TEST_F(CliTest, SampleFromAModelFile) {
