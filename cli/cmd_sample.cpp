@@ -7,6 +7,7 @@
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "cuebm/sampling/mcmc.hpp"
+#include "cuebm/sampling/tempering.hpp"
 
 namespace cuebm::cli {
 
@@ -21,6 +22,8 @@ Command add_sample_command(CLI::App& app) {
     std::string sampler = "langevin";
     int leapfrog = 10;
     std::vector<float> mass;
+    int replicas = 8;
+    double t_max = 0;
   };
   auto s = std::make_shared<State>();
   CLI::App* cmd = app.add_subcommand(
@@ -29,7 +32,9 @@ Command add_sample_command(CLI::App& app) {
       ".npy file (chains, D). --sampler langevin (default): unadjusted Langevin x <- x - eta "
       "grad E(x) + sqrt(2 eta) sigma eps, target exp(-E / sigma^2); mala: the same proposal with "
       "a Metropolis-Hastings accept/reject (exact for any step size); hmc: Hamiltonian Monte "
-      "Carlo with --leapfrog steps of size --step-size and mass --mass, target exp(-E).");
+      "Carlo with --leapfrog steps of size --step-size and mass --mass, target exp(-E); tempering: "
+      "replica-exchange parallel tempering, --replicas MALA replicas on a geometric ladder from "
+      "sigma^2 to --t-max, the sigma^2 replicas written.");
   add_energy_options(cmd, &s->source, true);
   auto* chains =
       at_least(cmd->add_option("-n,--chains", s->chains,
@@ -39,14 +44,18 @@ Command add_sample_command(CLI::App& app) {
   cmd->add_option("--step-size", s->step_size, "Step size eta")->capture_default_str();
   cmd->add_option("--noise-scale", s->noise_scale, "Noise scale sigma (temperature sigma^2)")
       ->capture_default_str();
-  cmd->add_option("--sampler", s->sampler, "langevin, mala or hmc")
-      ->check(CLI::IsMember({"langevin", "mala", "hmc"}))
+  cmd->add_option("--sampler", s->sampler, "langevin, mala, hmc or tempering")
+      ->check(CLI::IsMember({"langevin", "mala", "hmc", "tempering"}))
       ->capture_default_str();
   at_least(cmd->add_option("--leapfrog", s->leapfrog, "HMC: leapfrog steps per proposal")
                ->capture_default_str(),
            1);
   cmd->add_option("--mass", s->mass,
                   "HMC: mass matrix diagonal, one value (scalar) or D values; default identity");
+  at_least(cmd->add_option("--replicas", s->replicas, "tempering: replicas per chain")
+               ->capture_default_str(),
+           2);
+  cmd->add_option("--t-max", s->t_max, "tempering: the hottest temperature (default: 10 sigma^2)");
   cmd->add_option("--init", s->init, "Initial state, an .npy file (chains, D); default N(0, I)");
   cmd->add_option("-o,--output", s->output, "Output .npy file of the samples")->required();
   add_common_options(cmd, &s->common, "Seed of the initial state and the noise");
@@ -65,6 +74,22 @@ Command add_sample_command(CLI::App& app) {
               n = rows;
             }
             const float* start = x0.empty() ? nullptr : x0.data();
+            if (s->sampler == "tempering") {
+              TemperingOptions o;
+              o.n_replicas = s->replicas;
+              o.t_min = static_cast<double>(s->noise_scale) * s->noise_scale;
+              o.t_max = s->t_max > 0 ? s->t_max : 10 * o.t_min;
+              o.step_size = s->step_size;
+              o.n_steps = s->steps;
+              o.seed = s->common.seed;
+              const TemperingResult r = parallel_tempering(*energy, start, n, o, device);
+              write_npy(s->output, r.samples.data(), {r.n_chains, r.dim});
+              std::printf("tempering: %d replicas from T = %g to %g; swap acceptance", o.n_replicas,
+                          o.t_min, o.t_max);
+              for (double a : r.swap_acceptance) std::printf(" %.3f", a);
+              std::printf("\n");
+              return kExitOk;
+            }
             if (s->sampler != "langevin") {
               McmcResult r;
               if (s->sampler == "mala") {

@@ -23,6 +23,7 @@
 #include "cuebm/runtime/device.hpp"
 #include "cuebm/sampling/ais.hpp"
 #include "cuebm/sampling/mcmc.hpp"
+#include "cuebm/sampling/tempering.hpp"
 #include "test_paths.hpp"
 
 #ifndef CUEBM_CLI_PATH
@@ -259,6 +260,21 @@ TEST_F(CliTest, SampleMalaAndHmcMatchTheLibrary) {
   o.mass = {1.0f, 0.5f};
   o.seed = 4;
   EXPECT_EQ(read_npy(path("h.npy")).data, hmc_sample(h, nullptr, 64, o).samples);
+  r = cuebm(
+      "sample --energy double_well --dim 2 --chains 32 --steps 50 --step-size 0.01 "
+      "--noise-scale 0.5 --replicas 4 --t-max 2 --seed 4 --sampler tempering --device cpu -o " +
+      path("t.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "tempering: 4 replicas from T = 0.25 to 2")) << r.out;
+  TemperingOptions t;
+  t.n_replicas = 4;
+  t.t_min = 0.25;
+  t.t_max = 2;
+  t.step_size = 0.01f;
+  t.n_steps = 50;
+  t.seed = 4;
+  EXPECT_EQ(read_npy(path("t.npy")).data,
+            parallel_tempering(AnalyticEnergy::double_well(2), nullptr, 32, t).samples);
   // Bad sampler input: exit 1 for an unknown sampler, 2 for a bad mass; no output either way.
   r = cuebm("sample --energy harmonic --sampler gibbs -o " + path("x.npy"));
   EXPECT_EQ(r.code, 1);
