@@ -9,7 +9,7 @@
 
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
-#include "kernels/sampling/mcmc.cuh"
+#include "host/sampling/mala_step.hpp"
 
 namespace cuebm {
 namespace {
@@ -58,10 +58,13 @@ AisResult ais_log_partition(const Energy& energy, const AisOptions& o, Device de
   const std::size_t nd = static_cast<std::size_t>(n) * dim;
   const double inv_t = 1.0 / o.temperature;
   const float eta = o.step_size, coef = std::sqrt(2.0f * eta);
-  std::vector<float> x(nd), g(nd), e(n), x1(nd), g1(nd), e1(n), gb(nd), gb1(nd);
-  std::vector<double> eb(n), eb1(n), logw(n, 0.0);
-  gaussian_initial_state(x.data(), n, dim, o.seed);
-  energy.gradient(x.data(), n, g.data(), e.data());
+  // The batch holds E_b and its gradient (temperature 1); the raw E and dE/dx of the state and of
+  // the proposals are kept beside it, so that E_b is recomputed at every new b.
+  detail::MalaBatch batch(n, dim);
+  std::vector<float> g(nd), e(n), g1(nd), e1(n);
+  std::vector<double> logw(n, 0.0);
+  gaussian_initial_state(batch.x.data(), n, dim, o.seed);
+  energy.gradient(batch.x.data(), n, g.data(), e.data());
   int64_t accepted = 0, proposals = 0;
   uint64_t transition = 0;
   for (int k = 1; k <= o.n_temperatures; ++k) {
@@ -69,40 +72,33 @@ AisResult ais_log_partition(const Energy& energy, const AisOptions& o, Device de
     const double b1 = static_cast<double>(k) / o.n_temperatures;
     for (int64_t r = 0; r < n; ++r) {
       double sq = 0;
-      for (int i = 0; i < dim; ++i) sq += static_cast<double>(x[r * dim + i]) * x[r * dim + i];
+      for (int i = 0; i < dim; ++i) {
+        const double v = batch.x[r * dim + i];
+        sq += v * v;
+      }
       logw[r] += (b1 - b0) * (0.5 * sq - inv_t * e[r]);
     }
     for (int s = 0; s < o.mcmc_steps; ++s, ++transition) {
-      tempered(x, e, g, dim, b1, inv_t, eb, gb);
-      for (int64_t r = 0; r < n; ++r)
-        for (int q = 0; 4 * q < dim; ++q) {
-          const detail::Normal4 z = detail::mcmc_normal4(o.seed, r, transition, dim, q);
-          for (int c = 0; c < 4 && 4 * q + c < dim; ++c) {
-            const std::size_t i = r * dim + 4 * q + c;
-            x1[i] = detail::mala_proposal(x[i], gb[i], eta, coef, z.v[c]);
-          }
-        }
-      energy.gradient(x1.data(), n, g1.data(), e1.data());
-      tempered(x1, e1, g1, dim, b1, inv_t, eb1, gb1);
-      for (int64_t r = 0; r < n; ++r) {
-        double fwd = 0, rev = 0;
-        bool ok = std::isfinite(eb1[r]);
-        for (int i = 0; i < dim; ++i) {
-          const std::size_t k2 = r * dim + i;
-          fwd += detail::mala_square(x1[k2], x[k2], eta, gb[k2]);
-          rev += detail::mala_square(x[k2], x1[k2], eta, gb1[k2]);
-          ok = ok && std::isfinite(gb1[k2]);
-        }
-        const double log_alpha = detail::mala_log_alpha(eb[r], eb1[r], fwd, rev, eta, 1.0);
-        ++proposals;
-        if (ok &&
-            detail::mcmc_accept(detail::mcmc_uniform(o.seed, r, transition, dim), log_alpha)) {
-          std::copy(&x1[r * dim], &x1[r * dim] + dim, &x[r * dim]);
-          std::copy(&g1[r * dim], &g1[r * dim] + dim, &g[r * dim]);
-          e[r] = e1[r];
-          ++accepted;
-        }
-      }
+      tempered(batch.x, e, g, dim, b1, inv_t, batch.e, batch.g);
+      detail::mala_step(
+          batch, eta, [&](int64_t) { return coef; }, [](int64_t) { return 1.0; },
+          [&](int64_t r, float* eps) {
+            for (int q = 0; 4 * q < dim; ++q) {
+              const detail::Normal4 z = detail::mcmc_normal4(o.seed, r, transition, dim, q);
+              for (int c = 0; c < 4 && 4 * q + c < dim; ++c) eps[4 * q + c] = z.v[c];
+            }
+          },
+          [&](int64_t r) { return detail::mcmc_uniform(o.seed, r, transition, dim); },
+          [&](const std::vector<float>& x1, std::vector<float>& gb1, std::vector<double>& eb1) {
+            energy.gradient(x1.data(), n, g1.data(), e1.data());
+            tempered(x1, e1, g1, dim, b1, inv_t, eb1, gb1);
+          },
+          [&](int64_t r) {
+            std::copy(&g1[r * dim], &g1[r * dim] + dim, &g[r * dim]);
+            e[r] = e1[r];
+            ++accepted;
+          });
+      proposals += n;
     }
   }
   AisResult res;

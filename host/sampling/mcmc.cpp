@@ -13,6 +13,7 @@
 #include "cuebm/sampling/diagnostics.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "host/sampling/langevin_options.hpp"
+#include "host/sampling/mala_step.hpp"
 #include "host/sampling/mcmc_support.hpp"
 #include "kernels/sampling/mcmc.cuh"
 #if CUEBM_HAVE_CUDA
@@ -78,6 +79,13 @@ void keep_if_accepted(bool accept, int64_t r, int dim, const std::vector<float>&
   ++accepted[r];
 }
 
+// Step t's energies into the trace (when diagnostics asked for one).
+template <class T>
+void record_energies(McmcResult& res, const std::vector<T>& e, int t) {
+  if (res.energy_trace.empty()) return;
+  std::copy(e.begin(), e.end(), res.energy_trace.begin() + static_cast<int64_t>(t) * res.n_chains);
+}
+
 }  // namespace
 
 void finish_cpu(McmcResult& res, std::vector<float>& x, std::vector<float>& e,
@@ -85,11 +93,6 @@ void finish_cpu(McmcResult& res, std::vector<float>& x, std::vector<float>& e,
   res.samples = std::move(x);
   res.energy = std::move(e);
   finish_acceptance(res, accepted, n_steps);
-}
-
-void record_energies(McmcResult& res, const std::vector<float>& e, int t) {
-  if (res.energy_trace.empty()) return;
-  std::copy(e.begin(), e.end(), res.energy_trace.begin() + static_cast<int64_t>(t) * res.n_chains);
 }
 
 void start_trace(McmcResult& res, bool diagnostics, int n_steps) {
@@ -195,40 +198,28 @@ McmcResult mala_sample(const Energy& energy, const float* x0, int64_t n_chains,
     return res;
   }
 #endif
-  std::vector<float>& x = start.x;
-  const std::size_t nd = static_cast<std::size_t>(n_chains) * dim;
-  std::vector<float> g(nd), e(n_chains), x1(nd), g1(nd), e1(n_chains), eps(dim);
-  std::vector<double> fwd(n_chains);
+  detail::MalaBatch b(n_chains, dim);
+  b.x = std::move(start.x);
+  std::vector<float> e(n_chains);  // the energies as the batched call writes them
   std::vector<int> accepted(n_chains, 0);
-  energy.gradient(x.data(), n_chains, g.data(), e.data());
+  energy.gradient(b.x.data(), n_chains, b.g.data(), e.data());
   detail::require_finite_start(e, who);
+  b.e.assign(e.begin(), e.end());
   const detail::McmcDraws draws(o.noise, o.seed, o.first_chain, o.step_offset, n_chains, dim);
   for (int t = 0; t < o.n_steps; ++t) {
-    for (int64_t r = 0; r < n_chains; ++r) {
-      draws.normals(r, t, eps.data());
-      double f = 0;
-      for (int i = 0; i < dim; ++i) {
-        const std::size_t k = r * dim + i;
-        x1[k] = detail::mala_proposal(x[k], g[k], eta[t], coef[t], eps[i]);
-        f += detail::mala_square(x1[k], x[k], eta[t], g[k]);
-      }
-      fwd[r] = f;
-    }
-    energy.gradient(x1.data(), n_chains, g1.data(), e1.data());
-    for (int64_t r = 0; r < n_chains; ++r) {
-      const std::size_t k0 = r * dim;
-      double rev = 0;
-      for (int i = 0; i < dim; ++i)
-        rev += detail::mala_square(x[k0 + i], x1[k0 + i], eta[t], g1[k0 + i]);
-      const double log_alpha =
-          detail::mala_log_alpha(e[r], e1[r], fwd[r], rev, eta[t], temperature[t]);
-      const bool ok = std::isfinite(e1[r]) && detail::finite_row(&g1[k0], dim);
-      const bool accept = ok && detail::mcmc_accept(draws.uniform(r, t), log_alpha);
-      detail::keep_if_accepted(accept, r, dim, x1, g1, e1, x, g, e, accepted);
-    }
-    detail::record_energies(res, e, t);
+    detail::mala_step(
+        b, eta[t], [&](int64_t) { return coef[t]; }, [&](int64_t) { return temperature[t]; },
+        [&](int64_t r, float* eps) { draws.normals(r, t, eps); },
+        [&](int64_t r) { return draws.uniform(r, t); },
+        [&](const std::vector<float>& x1, std::vector<float>& g1, std::vector<double>& e1) {
+          energy.gradient(x1.data(), n_chains, g1.data(), e.data());
+          e1.assign(e.begin(), e.end());
+        },
+        [&](int64_t r) { ++accepted[r]; });
+    detail::record_energies(res, b.e, t);
   }
-  detail::finish_cpu(res, x, e, accepted, o.n_steps);
+  e.assign(b.e.begin(), b.e.end());
+  detail::finish_cpu(res, b.x, e, accepted, o.n_steps);
   detail::finish_diagnostics(res, o.n_steps);
   return res;
 }

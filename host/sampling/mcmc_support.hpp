@@ -25,10 +25,9 @@ void finish_acceptance(McmcResult& res, const std::vector<int>& accepted, int n_
 // The CPU run's final state and energies (moved) and acceptance into res.
 void finish_cpu(McmcResult& res, std::vector<float>& x, std::vector<float>& e,
                 const std::vector<int>& accepted, int n_steps);
-// Diagnostics: start_trace sizes res.energy_trace (when asked), record_energies stores step t's
-// energies, finish_diagnostics computes R-hat and ESS from the trace (n_steps >= 4).
+// Diagnostics: start_trace sizes res.energy_trace (when asked), finish_diagnostics computes R-hat
+// and ESS from the trace (n_steps >= 4).
 void start_trace(McmcResult& res, bool diagnostics, int n_steps);
-void record_energies(McmcResult& res, const std::vector<float>& energies, int t);
 void finish_diagnostics(McmcResult& res, int n_steps);
 // Throws InvalidArgument when a chain's initial energy is not finite.
 void require_finite_start(const std::vector<float>& energies, const char* who);

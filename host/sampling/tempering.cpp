@@ -9,8 +9,8 @@
 
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
+#include "host/sampling/mala_step.hpp"
 #include "host/sampling/mcmc_support.hpp"
-#include "kernels/sampling/mcmc.cuh"
 
 namespace cuebm {
 namespace {
@@ -60,72 +60,54 @@ TemperingResult parallel_tempering(const Energy& energy, const float* x0, int64_
     throw InvalidArgument("parallel_tempering: the CUDA backend has no tempering yet: use the CPU");
   const int dim = energy.dim();
   const int64_t rows = n_chains * R;
-  const std::size_t nd = static_cast<std::size_t>(rows) * dim;
-  std::vector<float> x(nd), g(nd), e(rows), x1(nd), g1(nd), e1(rows);
+  detail::MalaBatch b(rows, dim);
   if (x0) {
     for (int64_t c = 0; c < n_chains; ++c)
       for (int r = 0; r < R; ++r)
-        std::copy(&start.x[c * dim], &start.x[c * dim] + dim, &x[(c * R + r) * dim]);
+        std::copy(&start.x[c * dim], &start.x[c * dim] + dim, &b.x[(c * R + r) * dim]);
   } else {
-    gaussian_initial_state(x.data(), rows, dim, o.seed, o.first_chain);
+    gaussian_initial_state(b.x.data(), rows, dim, o.seed, o.first_chain);
   }
-  energy.gradient(x.data(), rows, g.data(), e.data());
+  std::vector<float> e(rows);  // the energies as the batched call writes them
+  energy.gradient(b.x.data(), rows, b.g.data(), e.data());
   detail::require_finite_start(e, who);
+  b.e.assign(e.begin(), e.end());
   std::vector<int64_t> moves(R, 0), swaps(R - 1, 0), tried(R - 1, 0);
   const float eta = o.step_size;
+  std::vector<float> coef(R);  // sqrt(2 eta T_r)
+  for (int r = 0; r < R; ++r) coef[r] = static_cast<float>(std::sqrt(2.0 * eta * temps[r]));
   int64_t round = 0;
   for (int t = 0; t < o.n_steps; ++t) {
     const uint64_t step = static_cast<uint64_t>(t);
-    std::vector<double> fwd(rows);
-    for (int64_t row = 0; row < rows; ++row) {
-      const double temp = temps[row % R];
-      const float coef = static_cast<float>(std::sqrt(2.0 * eta * temp));
-      double f = 0;
-      for (int q = 0; 4 * q < dim; ++q) {
-        const detail::Normal4 z =
-            detail::mcmc_normal4(o.seed, o.first_chain + static_cast<uint64_t>(row), step, dim, q);
-        for (int k = 0; k < 4 && 4 * q + k < dim; ++k) {
-          const std::size_t i = row * dim + 4 * q + k;
-          x1[i] = detail::mala_proposal(x[i], g[i], eta, coef, z.v[k]);
-          f += detail::mala_square(x1[i], x[i], eta, g[i]);
-        }
-      }
-      fwd[row] = f;
-    }
-    energy.gradient(x1.data(), rows, g1.data(), e1.data());
-    for (int64_t row = 0; row < rows; ++row) {
-      double rev = 0;
-      bool ok = std::isfinite(e1[row]);
-      for (int i = 0; i < dim; ++i) {
-        const std::size_t k = row * dim + i;
-        rev += detail::mala_square(x[k], x1[k], eta, g1[k]);
-        ok = ok && std::isfinite(g1[k]);
-      }
-      const double log_alpha =
-          detail::mala_log_alpha(e[row], e1[row], fwd[row], rev, eta, temps[row % R]);
-      const float u =
-          detail::mcmc_uniform(o.seed, o.first_chain + static_cast<uint64_t>(row), step, dim);
-      if (ok && detail::mcmc_accept(u, log_alpha)) {
-        std::copy(&x1[row * dim], &x1[row * dim] + dim, &x[row * dim]);
-        std::copy(&g1[row * dim], &g1[row * dim] + dim, &g[row * dim]);
-        e[row] = e1[row];
-        ++moves[row % R];
-      }
-    }
+    auto chain_id = [&](int64_t row) { return o.first_chain + static_cast<uint64_t>(row); };
+    detail::mala_step(
+        b, eta, [&](int64_t row) { return coef[row % R]; },
+        [&](int64_t row) { return temps[row % R]; },
+        [&](int64_t row, float* eps) {
+          for (int q = 0; 4 * q < dim; ++q) {
+            const detail::Normal4 z = detail::mcmc_normal4(o.seed, chain_id(row), step, dim, q);
+            for (int k = 0; k < 4 && 4 * q + k < dim; ++k) eps[4 * q + k] = z.v[k];
+          }
+        },
+        [&](int64_t row) { return detail::mcmc_uniform(o.seed, chain_id(row), step, dim); },
+        [&](const std::vector<float>& x1, std::vector<float>& g1, std::vector<double>& e1) {
+          energy.gradient(x1.data(), rows, g1.data(), e.data());
+          e1.assign(e.begin(), e.end());
+        },
+        [&](int64_t row) { ++moves[row % R]; });
     if ((t + 1) % o.swap_every != 0) continue;
     const int parity = static_cast<int>(round % 2);
     for (int64_t c = 0; c < n_chains; ++c)
       for (int r = parity; r + 1 < R; r += 2) {
-        const int64_t a = c * R + r, b = a + 1;
-        const double log_alpha =
-            (1.0 / temps[r] - 1.0 / temps[r + 1]) * (static_cast<double>(e[a]) - e[b]);
+        const int64_t lo = c * R + r, hi = lo + 1;
+        const double log_alpha = (1.0 / temps[r] - 1.0 / temps[r + 1]) * (b.e[lo] - b.e[hi]);
         const float u = detail::philox_uniform(o.seed, kSwapStreamBase + o.first_chain + c,
                                                static_cast<uint64_t>(round) * R + r);
         ++tried[r];
         if (detail::mcmc_accept(u, log_alpha)) {
-          std::swap_ranges(&x[a * dim], &x[a * dim] + dim, &x[b * dim]);
-          std::swap_ranges(&g[a * dim], &g[a * dim] + dim, &g[b * dim]);
-          std::swap(e[a], e[b]);
+          std::swap_ranges(&b.x[lo * dim], &b.x[lo * dim] + dim, &b.x[hi * dim]);
+          std::swap_ranges(&b.g[lo * dim], &b.g[lo * dim] + dim, &b.g[hi * dim]);
+          std::swap(b.e[lo], b.e[hi]);
           ++swaps[r];
         }
       }
@@ -138,8 +120,8 @@ TemperingResult parallel_tempering(const Energy& energy, const float* x0, int64_
   res.samples.resize(static_cast<std::size_t>(n_chains) * dim);
   res.energy.resize(n_chains);
   for (int64_t c = 0; c < n_chains; ++c) {
-    std::copy(&x[c * R * dim], &x[c * R * dim] + dim, &res.samples[c * dim]);
-    res.energy[c] = e[c * R];
+    std::copy(&b.x[c * R * dim], &b.x[c * R * dim] + dim, &res.samples[c * dim]);
+    res.energy[c] = static_cast<float>(b.e[c * R]);
   }
   for (int r = 0; r < R; ++r)
     res.move_acceptance.push_back(o.n_steps > 0 ? static_cast<double>(moves[r]) /
