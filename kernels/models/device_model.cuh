@@ -56,6 +56,8 @@ struct DeviceModel {
 void make_device_model(const Energy& energy, DeviceModel& out, cudaStream_t stream);
 // Which MLP path a model of these widths takes ("fused<W>" or "general").
 bool fused_eligible(const std::vector<int>& widths, int& width);
+// The packed layout of the fused MLP of hidden width `width` (one of the fused widths).
+FusedLayout fused_layout_for(int width, int dim, int hidden_layers);
 
 // Threads per block and shared memory for fused kernel `kernel` on n rows on the current device
 // (host/models/launch_plan.hpp: the rule, and FusedLaunch); threads == 0 when the per-row storage

@@ -214,9 +214,7 @@ void make_device_model(const Energy& energy, DeviceModel& m, cudaStream_t stream
     m.kind = DeviceModel::Kind::kGeneric;  // m.host_meta stays alive for the async copy
     int width = 0;
     if (!general_path_forced() && fused_eligible(w, width)) {
-      dispatch_width(width, [&]<int W>() {
-        m.lay = make_fused_layout(W, m.dim, m.n_lin - 1, kFusedChunk<W>);
-      });
+      m.lay = fused_layout_for(width, m.dim, m.n_lin - 1);
       if (fused_plan_exists(m.lay)) {
         m.kind = DeviceModel::Kind::kFused;
         m.packed.resize(m.lay.total);
@@ -307,11 +305,15 @@ std::string cuda_mlp_path(const Mlp& mlp, int device) {
   DeviceGuard guard(device);
   int width = 0;
   if (general_path_forced() || !fused_eligible(mlp.layer_widths(), width)) return "general";
-  FusedLayout lay;
-  dispatch_width(width, [&]<int W>() {
-    lay = make_fused_layout(W, mlp.dim(), mlp.num_linear_layers() - 1, kFusedChunk<W>);
-  });
+  const FusedLayout lay = fused_layout_for(width, mlp.dim(), mlp.num_linear_layers() - 1);
   return fused_plan_exists(lay) ? "fused<" + std::to_string(width) + ">" : "general";
+}
+
+FusedLayout fused_layout_for(int width, int dim, int hidden_layers) {
+  FusedLayout lay;
+  dispatch_width(width,
+                 [&]<int W>() { lay = make_fused_layout(W, dim, hidden_layers, kFusedChunk<W>); });
+  return lay;
 }
 
 namespace {

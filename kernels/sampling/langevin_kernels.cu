@@ -139,11 +139,8 @@ TeamLaunch plan_team_launch(const FusedLayout& lay, int64_t n) {
 int cuda_chain_lanes(const Mlp& mlp, int64_t n, int device) {
   if (cuda_mlp_path(mlp, device) == "general") return 1;
   DeviceGuard guard(device);
-  const int width = mlp.layer_widths()[1];
-  FusedLayout lay;
-  dispatch_width(width, [&]<int W>() {
-    lay = make_fused_layout(W, mlp.dim(), mlp.num_linear_layers() - 1, kFusedChunk<W>);
-  });
+  const FusedLayout lay =
+      fused_layout_for(mlp.layer_widths()[1], mlp.dim(), mlp.num_linear_layers() - 1);
   return std::max(plan_team_launch(lay, n).lanes, 1);
 }
 
