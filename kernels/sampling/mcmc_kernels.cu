@@ -17,6 +17,7 @@
 #include "host/sampling/mcmc_support.hpp"
 #include "kernels/models/device_model.cuh"
 #include "kernels/sampling/mcmc.cuh"
+#include "kernels/sampling/mcmc_device.cuh"
 
 namespace cuebm::detail {
 namespace {
@@ -54,21 +55,6 @@ __device__ float draw_uniform(const McmcArgs& a, int64_t row, int t) {
   if (a.noise) return a.noise[(static_cast<int64_t>(t) * a.n_total + row) * (a.dim + 1) + a.dim];
   return mcmc_uniform(a.seed, a.first_chain + static_cast<uint64_t>(row),
                       a.step_offset + static_cast<uint64_t>(t), a.dim);
-}
-
-// E at the model's x, dE/dx into column array g (stride ld); whether both are finite.
-template <class Model>
-__device__ float energy_gradient(Model& m, float* g, int64_t ld, int dim, bool& finite) {
-  const float e = m.forward();
-  finite = isfinite(e);
-  m.backward([&](int q, float4 v) {
-    const float c[4] = {v.x, v.y, v.z, v.w};
-    for (int k = 0; k < 4 && 4 * q + k < dim; ++k) {
-      g[(4 * q + k) * ld] = c[k];
-      finite = finite && isfinite(c[k]);
-    }
-  });
-  return e;
 }
 
 // Loads the row's state into x0 and the model, and returns E with dE/dx in g0.
