@@ -54,16 +54,6 @@ std::vector<double> spd_inverse(const std::vector<double>& a, int n) {
   return inv;
 }
 
-detail::AnalyticParams params_of(const AnalyticEnergy& e) {
-  return {e.kind(),
-          e.dim(),
-          e.scalars()[0],
-          e.scalars()[1],
-          e.scalars()[2],
-          e.mean().empty() ? nullptr : e.mean().data(),
-          e.precision().empty() ? nullptr : e.precision().data()};
-}
-
 }  // namespace
 
 AnalyticEnergy::AnalyticEnergy(AnalyticKind kind, int dim) : kind_(kind), dim_(dim) {}
@@ -187,14 +177,14 @@ std::string AnalyticEnergy::name() const {
 }
 
 void AnalyticEnergy::block_energy(const float* x_t, float* e, float* /*work*/) const {
-  const detail::AnalyticParams p = params_of(*this);
+  const detail::AnalyticParams p = detail::analytic_params(*this);
   for (int r = 0; r < kRowBlock; ++r)
     e[r] = detail::analytic_energy_grad(p, x_t + r, kRowBlock, nullptr, 0);
 }
 
 void AnalyticEnergy::block_gradient(const float* x_t, float* grad_t, float* e,
                                     float* /*work*/) const {
-  const detail::AnalyticParams p = params_of(*this);
+  const detail::AnalyticParams p = detail::analytic_params(*this);
   for (int r = 0; r < kRowBlock; ++r)
     e[r] = detail::analytic_energy_grad(p, x_t + r, kRowBlock, grad_t + r, kRowBlock);
 }

@@ -14,6 +14,8 @@
 #include "cuebm/sampling/langevin.hpp"
 #include "host/sampling/langevin_options.hpp"
 #include "host/sampling/mala_step.hpp"
+#include "host/sampling/mcmc_chainwise.hpp"
+#include "host/sampling/mcmc_draws.hpp"
 #include "host/sampling/mcmc_support.hpp"
 #include "kernels/sampling/mcmc.cuh"
 #if CUEBM_HAVE_CUDA
@@ -23,42 +25,6 @@
 namespace cuebm {
 namespace detail {
 namespace {
-
-// Gaussian i and the uniform of (row, step t) from the buffer or Philox.
-class McmcDraws {
- public:
-  McmcDraws(const float* noise, uint64_t seed, uint64_t first_chain, uint64_t step_offset,
-            int64_t n, int dim)
-      : noise_(noise), seed_(seed), first_(first_chain), offset_(step_offset), n_(n), dim_(dim) {}
-
-  // Fills eps[0 .. dim) for (row, t).
-  void normals(int64_t row, int t, float* eps) const {
-    if (noise_) {
-      const float* src = at(row, t);
-      std::copy(src, src + dim_, eps);
-      return;
-    }
-    for (int q = 0; 4 * q < dim_; ++q) {
-      const Normal4 n4 = mcmc_normal4(seed_, first_ + static_cast<uint64_t>(row), step(t), dim_, q);
-      for (int c = 0; c < 4 && 4 * q + c < dim_; ++c) eps[4 * q + c] = n4.v[c];
-    }
-  }
-  float uniform(int64_t row, int t) const {
-    if (noise_) return at(row, t)[dim_];
-    return mcmc_uniform(seed_, first_ + static_cast<uint64_t>(row), step(t), dim_);
-  }
-
- private:
-  const float* at(int64_t row, int t) const {
-    return noise_ + (static_cast<int64_t>(t) * n_ + row) * (dim_ + 1);
-  }
-  uint64_t step(int t) const { return offset_ + static_cast<uint64_t>(t); }
-
-  const float* noise_;
-  uint64_t seed_, first_, offset_;
-  int64_t n_;
-  int dim_;
-};
 
 bool finite_row(const float* v, int dim) {
   for (int i = 0; i < dim; ++i)
@@ -198,6 +164,16 @@ McmcResult mala_sample(const Energy& energy, const float* x0, int64_t n_chains,
     return res;
   }
 #endif
+  const detail::McmcDraws draws(o.noise, o.seed, o.first_chain, o.step_offset, n_chains, dim);
+  if (detail::has_chainwise_path(energy)) {
+    std::vector<float> e(n_chains);
+    std::vector<int> accepted(n_chains, 0);
+    detail::mala_chainwise(energy, start.x, e, accepted, o.n_steps, {eta, coef, temperature},
+                           draws, res, who);
+    detail::finish_cpu(res, start.x, e, accepted, o.n_steps);
+    detail::finish_diagnostics(res, o.n_steps);
+    return res;
+  }
   detail::MalaBatch b(n_chains, dim);
   b.x = std::move(start.x);
   std::vector<float> e(n_chains);  // the energies as the batched call writes them
@@ -205,7 +181,6 @@ McmcResult mala_sample(const Energy& energy, const float* x0, int64_t n_chains,
   energy.gradient(b.x.data(), n_chains, b.g.data(), e.data());
   detail::require_finite_start(e, who);
   b.e.assign(e.begin(), e.end());
-  const detail::McmcDraws draws(o.noise, o.seed, o.first_chain, o.step_offset, n_chains, dim);
   for (int t = 0; t < o.n_steps; ++t) {
     detail::mala_step(
         b, eta[t], [&](int64_t) { return coef[t]; }, [&](int64_t) { return temperature[t]; },
@@ -249,13 +224,22 @@ McmcResult hmc_sample(const Energy& energy, const float* x0, int64_t n_chains, c
   }
 #endif
   std::vector<float>& x = start.x;
+  const detail::McmcDraws draws(o.noise, o.seed, o.first_chain, o.step_offset, n_chains, dim);
+  if (detail::has_chainwise_path(energy)) {
+    std::vector<float> e(n_chains);
+    std::vector<int> accepted(n_chains, 0);
+    detail::hmc_chainwise(energy, x, e, accepted, o.n_steps, o.n_leapfrog, eps, mass, draws, res,
+                          who);
+    detail::finish_cpu(res, x, e, accepted, o.n_steps);
+    detail::finish_diagnostics(res, o.n_steps);
+    return res;
+  }
   const std::size_t nd = static_cast<std::size_t>(n_chains) * dim;
   std::vector<float> g(nd), e(n_chains), x1(nd), g1(nd), e1(n_chains), p(nd), z(dim);
   std::vector<double> h0(n_chains);
   std::vector<int> accepted(n_chains, 0);
   energy.gradient(x.data(), n_chains, g.data(), e.data());
   detail::require_finite_start(e, who);
-  const detail::McmcDraws draws(o.noise, o.seed, o.first_chain, o.step_offset, n_chains, dim);
   for (int t = 0; t < o.n_steps; ++t) {
     const float h = eps[t];
     for (int64_t r = 0; r < n_chains; ++r) {

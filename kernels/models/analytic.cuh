@@ -17,7 +17,20 @@ struct AnalyticParams {
   const float* precision;  // Gaussian: D x D row-major
 };
 
-// Returns E(x); writes dE/dx to g (stride gs) when g is not null.
+// The parameters of a host AnalyticEnergy; mean and precision point into its own storage.
+inline AnalyticParams analytic_params(const AnalyticEnergy& e) {
+  return {e.kind(),
+          e.dim(),
+          e.scalars()[0],
+          e.scalars()[1],
+          e.scalars()[2],
+          e.mean().empty() ? nullptr : e.mean().data(),
+          e.precision().empty() ? nullptr : e.precision().data()};
+}
+
+// Returns E(x); writes dE/dx to g (stride gs) when g is not null. Every multiply-add is an
+// explicit fmaf, so that no compiler contracts differently in different inlining contexts (a
+// vectorised row block, one chain at a time, nvcc): every path rounds the same way.
 CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int xs, float* g,
                                     int gs) {
   const int d = p.dim;
@@ -26,8 +39,8 @@ CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int
     case AnalyticKind::kGaussian: {
       for (int i = 0; i < d; ++i) {
         float pi = 0.0f;  // (P (x - mu))_i
-        for (int j = 0; j < d; ++j) pi += p.precision[i * d + j] * (x[j * xs] - p.mean[j]);
-        e += 0.5f * (x[i * xs] - p.mean[i]) * pi;
+        for (int j = 0; j < d; ++j) pi = fmaf(p.precision[i * d + j], x[j * xs] - p.mean[j], pi);
+        e = fmaf(0.5f * (x[i * xs] - p.mean[i]), pi, e);
         if (g) g[i * gs] = pi;
       }
       return e;
@@ -35,8 +48,8 @@ CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int
     case AnalyticKind::kDoubleWell: {
       const float h = p.p0, b2 = p.p1 * p.p1;
       for (int i = 0; i < d; ++i) {
-        const float xi = x[i * xs], u = xi * xi - b2;
-        e += u * u;
+        const float xi = x[i * xs], u = fmaf(xi, xi, -b2);
+        e = fmaf(u, u, e);
         if (g) g[i * gs] = 4.0f * h * xi * u;
       }
       return h * e;
@@ -45,7 +58,7 @@ CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int
       const float k = p.p0;
       for (int i = 0; i < d; ++i) {
         const float xi = x[i * xs];
-        e += xi * xi;
+        e = fmaf(xi, xi, e);
         if (g) g[i * gs] = k * xi;
       }
       return 0.5f * k * e;
@@ -56,10 +69,10 @@ CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int
         for (int i = 0; i < d; ++i) g[i * gs] = 0.0f;
       for (int i = 0; i + 1 < d; ++i) {
         const float xi = x[i * xs], xn = x[(i + 1) * xs];
-        const float u = a - xi, w = xn - xi * xi;
-        e += u * u + b * w * w;
+        const float u = a - xi, w = fmaf(-xi, xi, xn);
+        e += fmaf(u, u, b * w * w);
         if (g) {
-          g[i * gs] += -2.0f * u - 4.0f * b * xi * w;
+          g[i * gs] += fmaf(-4.0f * b * xi, w, -2.0f * u);
           g[(i + 1) * gs] += 2.0f * b * w;
         }
       }
@@ -70,7 +83,7 @@ CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int
       float sq = 0.0f, cs = 0.0f;
       for (int i = 0; i < d; ++i) {
         const float xi = x[i * xs];
-        sq += xi * xi;
+        sq = fmaf(xi, xi, sq);
         cs += cosf(c * xi);
       }
       const float r = sqrtf(sq / static_cast<float>(d));
@@ -81,20 +94,20 @@ CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int
         const float k2 = t2 * c / static_cast<float>(d);
         for (int i = 0; i < d; ++i) {
           const float xi = x[i * xs];
-          g[i * gs] = k1 * xi + k2 * sinf(c * xi);
+          g[i * gs] = fmaf(k1, xi, k2 * sinf(c * xi));
         }
       }
-      return -a * t1 - t2 + a + 2.71828182845904524f;
+      return fmaf(-a, t1, -t2) + a + 2.71828182845904524f;
     }
     case AnalyticKind::kRastrigin:
     default: {
       const float a = p.p0, two_pi = 6.28318530717958648f;
       for (int i = 0; i < d; ++i) {
         const float xi = x[i * xs];
-        e += xi * xi - a * cosf(two_pi * xi);
-        if (g) g[i * gs] = 2.0f * xi + two_pi * a * sinf(two_pi * xi);
+        e += fmaf(xi, xi, -a * cosf(two_pi * xi));
+        if (g) g[i * gs] = fmaf(two_pi * a, sinf(two_pi * xi), 2.0f * xi);
       }
-      return a * static_cast<float>(d) + e;
+      return fmaf(a, static_cast<float>(d), e);
     }
   }
 }
