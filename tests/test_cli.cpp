@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -370,6 +371,89 @@ TEST_F(CliTest, MetricsPrintNumbers) {
   r = cuebm("metrics");
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "--model")) << r.err;
+}
+
+// E(x) = sum_d softplus(x_d) + softplus(-x_d): exp(-E) is a product of logistic densities, so
+// Z = 1 (log Z = 0) at T = 1 in every dimension. As an MLP D-2D-1 (softplus).
+std::string save_logistic_model(const std::string& file, int dim) {
+  MlpSpec spec;
+  spec.input_dim = dim;
+  spec.hidden = {2 * dim};
+  spec.activation = Activation::kSoftplus;
+  Mlp m(spec, 1);
+  std::span<float> p = m.parameters();
+  std::fill(p.begin(), p.end(), 0.0f);
+  for (int d = 0; d < dim; ++d) {  // network.0.weight [2D, D], then bias [2D]
+    p[(2 * d) * dim + d] = 1.0f;
+    p[(2 * d + 1) * dim + d] = -1.0f;
+  }
+  const std::size_t w2 = static_cast<std::size_t>(2 * dim) * dim + 2 * dim;
+  for (int h = 0; h < 2 * dim; ++h) p[w2 + h] = 1.0f;  // network.2.weight [1, 2D]
+  save_mlp(file, m);
+  return file;
+}
+
+double logistic_energy(const float* x, int dim) {
+  double e = 0;
+  for (int d = 0; d < dim; ++d)
+    e += std::log1p(std::exp(x[d])) + std::log1p(std::exp(-static_cast<double>(x[d])));
+  return e;
+}
+
+double value_of(const std::string& out, const std::string& key) {
+  const auto at = out.find("\n" + key + " ");
+  const auto start = out.rfind(key + " ", 0) == 0 ? 0 : (at == std::string::npos ? at : at + 1);
+  return start == std::string::npos ? NAN
+                                    : std::strtod(out.c_str() + start + key.size() + 1, nullptr);
+}
+
+TEST_F(CliTest, MetricsEstimateLogZByAisBeyondTwoDimensions) {
+  const int dim = 5;
+  const std::string model = save_logistic_model(path("m5.safetensors"), dim);
+  const int64_t n = 300;
+  const std::string points = write_points("test5.npy", n, dim);
+  CliRun r = cuebm("metrics --model " + model + " --noise-scale 1 --test-data " + points +
+                   " --ais-chains 400 --ais-steps 200 --seed 4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "logz_method ais\n")) << r.out;
+  const double log_z = value_of(r.out, "log_z"), se = value_of(r.out, "log_z_se");
+  ASSERT_TRUE(std::isfinite(log_z) && std::isfinite(se)) << r.out;
+  EXPECT_GT(se, 0.0);
+  // AIS is unbiased for Z; 3 reported standard errors (ais.hpp's delta-method error).
+  EXPECT_LT(std::abs(log_z - 0.0), 3 * se) << r.out;
+  // The NLL of the test points: mean E(x) (T = 1, computed here in double) + log Z, within
+  // 3 standard errors of the true value (log Z = 0) plus float rounding of E.
+  const std::vector<float> x = read_npy(points).data;
+  double mean_e = 0;
+  for (int64_t i = 0; i < n; ++i) mean_e += logistic_energy(&x[i * dim], dim) / n;
+  EXPECT_LT(std::abs(value_of(r.out, "test_data_nll") - mean_e), 3 * se + 1e-4) << r.out;
+
+  // A grid needs 2-D; samples compare with a 2-D dataset; test points must match the dimension.
+  r = cuebm("metrics --model " + model + " --logz grid");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--logz ais")) << r.err;
+  r = cuebm("metrics --model " + model + " --samples " + write_points("s.npy", 20, dim));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--test-data")) << r.err;
+  r = cuebm("metrics --model " + model + " --test-data " + write_points("t2.npy", 20, 2));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "t2.npy")) << r.err;
+}
+
+TEST_F(CliTest, MetricsAisAgreesWithTheGridInTwoDimensions) {
+  const std::string model = save_logistic_model(path("m2.safetensors"), 2);
+  const std::string common = "metrics --model " + model + " --noise-scale 1 --no-draw --range 30";
+  const CliRun grid = cuebm(common);
+  const CliRun ais = cuebm(common + " --logz ais --ais-chains 400 --ais-steps 200");
+  ASSERT_EQ(grid.code, 0) << grid.err;
+  ASSERT_EQ(ais.code, 0) << ais.err;
+  EXPECT_TRUE(contains(grid.out, "logz_method grid\n")) << grid.out;
+  // The 400 x 400 grid over [-30, 30]^2 misses mass below e^-30 and has a midpoint error of
+  // order h^2 = 0.0225 times the curvature: within 1e-2 of log Z = 0.
+  EXPECT_NEAR(value_of(grid.out, "log_z"), 0.0, 1e-2) << grid.out;
+  EXPECT_LT(std::abs(value_of(ais.out, "log_z") - value_of(grid.out, "log_z")),
+            3 * value_of(ais.out, "log_z_se") + 1e-2)
+      << ais.out;
 }
 
 TEST_F(CliTest, TrainFromConfigWithFlagsOverriding) {
