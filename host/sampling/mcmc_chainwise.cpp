@@ -55,7 +55,7 @@ bool has_chainwise_path(const Energy& energy) {
 }
 
 void mala_chainwise(const Energy& energy, std::vector<float>& x, std::vector<float>& e,
-                    std::vector<int>& accepted, int n_steps, const MalaSchedule& s,
+                    std::vector<int>& accepted, int n_steps, const MalaStepValues& s,
                     const McmcDraws& draws, McmcResult& res, const char* who) {
   const AnalyticParams p = analytic_params(dynamic_cast<const AnalyticEnergy&>(energy));
   const int dim = p.dim;

@@ -16,7 +16,7 @@
 namespace cuebm::detail {
 
 // Per-step arrays of mala_sample: eta, sqrt(2 eta) sigma and T = sigma^2.
-struct MalaSchedule {
+struct MalaStepValues {
   const std::vector<float>& eta;
   const std::vector<float>& coef;
   const std::vector<float>& temperature;
@@ -29,7 +29,7 @@ bool has_chainwise_path(const Energy& energy);
 // accepted the accepted proposals per chain, res.energy_trace (when sized) E after every step.
 // Throws InvalidArgument (naming `who`) when an initial energy is not finite.
 void mala_chainwise(const Energy& energy, std::vector<float>& x, std::vector<float>& e,
-                    std::vector<int>& accepted, int n_steps, const MalaSchedule& schedule,
+                    std::vector<int>& accepted, int n_steps, const MalaStepValues& schedule,
                     const McmcDraws& draws, McmcResult& res, const char* who);
 void hmc_chainwise(const Energy& energy, std::vector<float>& x, std::vector<float>& e,
                    std::vector<int>& accepted, int n_steps, int n_leapfrog,
