@@ -1,6 +1,7 @@
-// Replica-exchange parallel tempering on the CPU (include/cuebm/sampling/tempering.hpp). The
+// Replica-exchange parallel tempering (include/cuebm/sampling/tempering.hpp). On the CPU the
 // n_chains x R replicas are rows c * R + r of one batch: each step is one batched gradient call
-// and the per-row MALA decision of kernels/sampling/mcmc.cuh at the row's temperature.
+// and the per-row MALA decision of kernels/sampling/mcmc.cuh at the row's temperature. The CUDA
+// backend (kernels/sampling/tempering_kernels.cu) takes the same decisions from the same numbers.
 #include "cuebm/sampling/tempering.hpp"
 
 #include <algorithm>
@@ -9,14 +10,13 @@
 
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
+#include "host/sampling/cuda_tempering.hpp"
 #include "host/sampling/mala_step.hpp"
 #include "host/sampling/mcmc_support.hpp"
+#include "kernels/sampling/tempering_swap.cuh"
 
 namespace cuebm {
 namespace {
-
-// Swap decisions: a Philox subsequence per chain, far from every MALA chain id.
-constexpr uint64_t kSwapStreamBase = uint64_t{1} << 62;
 
 std::vector<double> ladder(const TemperingOptions& o) {
   const std::string w = "parallel_tempering: ";
@@ -40,6 +40,30 @@ std::vector<double> ladder(const TemperingOptions& o) {
   return t;
 }
 
+// The initial replicas, rows c * R + r: x0's row c for every r, or N(0, I) per replica.
+void replica_starts(const detail::McmcStart& start, bool given, int64_t n_chains, int R, int dim,
+                    const TemperingOptions& o, float* x) {
+  if (given) {
+    for (int64_t c = 0; c < n_chains; ++c)
+      for (int r = 0; r < R; ++r)
+        std::copy(&start.x[c * dim], &start.x[c * dim] + dim, &x[(c * R + r) * dim]);
+  } else {
+    gaussian_initial_state(x, n_chains * R, dim, o.seed, o.first_chain);
+  }
+}
+
+// move_acceptance and swap_acceptance from the counts summed over the chains.
+void finish_acceptance(TemperingResult& res, const std::vector<int64_t>& moves,
+                       const std::vector<int64_t>& swaps, const std::vector<int64_t>& tried,
+                       int n_steps) {
+  for (std::size_t r = 0; r < moves.size(); ++r)
+    res.move_acceptance.push_back(n_steps > 0 ? static_cast<double>(moves[r]) /
+                                                    (static_cast<double>(n_steps) * res.n_chains)
+                                              : 0.0);
+  for (std::size_t r = 0; r < swaps.size(); ++r)
+    res.swap_acceptance.push_back(tried[r] > 0 ? static_cast<double>(swaps[r]) / tried[r] : 0.0);
+}
+
 }  // namespace
 
 TemperingResult parallel_tempering(const Energy& energy, const float* x0, int64_t n_chains,
@@ -56,26 +80,37 @@ TemperingResult parallel_tempering(const Energy& energy, const float* x0, int64_
   // Validates the device, n_chains, n_steps and x0 (one replica's worth).
   const detail::McmcStart start =
       detail::start_mcmc(energy, x0, n_chains, o.n_steps, o.seed, o.first_chain, device, who);
-  if (device.is_cuda())
-    throw InvalidArgument("parallel_tempering: the CUDA backend has no tempering yet: use the CPU");
   const int dim = energy.dim();
   const int64_t rows = n_chains * R;
-  detail::MalaBatch b(rows, dim);
-  if (x0) {
-    for (int64_t c = 0; c < n_chains; ++c)
-      for (int r = 0; r < R; ++r)
-        std::copy(&start.x[c * dim], &start.x[c * dim] + dim, &b.x[(c * R + r) * dim]);
-  } else {
-    gaussian_initial_state(b.x.data(), rows, dim, o.seed, o.first_chain);
+  const float eta = o.step_size;
+  std::vector<float> coef(R);  // sqrt(2 eta T_r)
+  for (int r = 0; r < R; ++r) coef[r] = static_cast<float>(std::sqrt(2.0 * eta * temps[r]));
+  TemperingResult res;
+  res.n_chains = n_chains;
+  res.dim = dim;
+  res.temperatures = temps;
+#if CUEBM_HAVE_CUDA
+  if (device.is_cuda()) {
+    std::vector<float> x(static_cast<std::size_t>(rows) * dim);
+    replica_starts(start, x0 != nullptr, n_chains, R, dim, o, x.data());
+    const detail::TemperingCounts counts =
+        detail::parallel_tempering_cuda(energy, x, n_chains, o, temps, coef, device.index, res);
+    // Every round tries each pair of its parity once per chain: rounds 0, 2, ... the even pairs.
+    const int64_t rounds = o.n_steps / o.swap_every;
+    std::vector<int64_t> tried(R - 1);
+    for (int r = 0; r + 1 < R; ++r)
+      tried[r] = n_chains * (r % 2 == 0 ? (rounds + 1) / 2 : rounds / 2);
+    finish_acceptance(res, counts.moves, counts.swaps, tried, o.n_steps);
+    return res;
   }
+#endif
+  detail::MalaBatch b(rows, dim);
+  replica_starts(start, x0 != nullptr, n_chains, R, dim, o, b.x.data());
   std::vector<float> e(rows);  // the energies as the batched call writes them
   energy.gradient(b.x.data(), rows, b.g.data(), e.data());
   detail::require_finite_start(e, who);
   b.e.assign(e.begin(), e.end());
   std::vector<int64_t> moves(R, 0), swaps(R - 1, 0), tried(R - 1, 0);
-  const float eta = o.step_size;
-  std::vector<float> coef(R);  // sqrt(2 eta T_r)
-  for (int r = 0; r < R; ++r) coef[r] = static_cast<float>(std::sqrt(2.0 * eta * temps[r]));
   int64_t round = 0;
   for (int t = 0; t < o.n_steps; ++t) {
     const uint64_t step = static_cast<uint64_t>(t);
@@ -100,9 +135,9 @@ TemperingResult parallel_tempering(const Energy& energy, const float* x0, int64_
     for (int64_t c = 0; c < n_chains; ++c)
       for (int r = parity; r + 1 < R; r += 2) {
         const int64_t lo = c * R + r, hi = lo + 1;
-        const double log_alpha = (1.0 / temps[r] - 1.0 / temps[r + 1]) * (b.e[lo] - b.e[hi]);
-        const float u = detail::philox_uniform(o.seed, kSwapStreamBase + o.first_chain + c,
-                                               static_cast<uint64_t>(round) * R + r);
+        const double log_alpha = detail::swap_log_alpha(temps[r], temps[r + 1], b.e[lo], b.e[hi]);
+        const float u = detail::swap_uniform(o.seed, o.first_chain, static_cast<uint64_t>(c),
+                                             static_cast<uint64_t>(round), R, r);
         ++tried[r];
         if (detail::mcmc_accept(u, log_alpha)) {
           std::swap_ranges(&b.x[lo * dim], &b.x[lo * dim] + dim, &b.x[hi * dim]);
@@ -113,22 +148,13 @@ TemperingResult parallel_tempering(const Energy& energy, const float* x0, int64_
       }
     ++round;
   }
-  TemperingResult res;
-  res.n_chains = n_chains;
-  res.dim = dim;
-  res.temperatures = temps;
   res.samples.resize(static_cast<std::size_t>(n_chains) * dim);
   res.energy.resize(n_chains);
   for (int64_t c = 0; c < n_chains; ++c) {
     std::copy(&b.x[c * R * dim], &b.x[c * R * dim] + dim, &res.samples[c * dim]);
     res.energy[c] = static_cast<float>(b.e[c * R]);
   }
-  for (int r = 0; r < R; ++r)
-    res.move_acceptance.push_back(o.n_steps > 0 ? static_cast<double>(moves[r]) /
-                                                      (static_cast<double>(o.n_steps) * n_chains)
-                                                : 0.0);
-  for (int r = 0; r + 1 < R; ++r)
-    res.swap_acceptance.push_back(tried[r] > 0 ? static_cast<double>(swaps[r]) / tried[r] : 0.0);
+  finish_acceptance(res, moves, swaps, tried, o.n_steps);
   return res;
 }
 

@@ -44,7 +44,9 @@ struct TemperingResult {
 // x0: n_chains x dim starting states given to every replica (null: N(0, I) per replica, keyed by
 // (seed, chain id first_chain + c * R + r)). Throws InvalidArgument for bad options (fewer than
 // 2 replicas, a ladder not increasing or not positive, swap_every < 1, n_steps < 0, bad step
-// size), a non-finite x0 or initial energy. CPU only for now: Device::cuda throws.
+// size), a non-finite x0 or initial energy. On Device::cuda (at most 64 replicas: a chain's
+// replicas are threads of one block, and more throws InvalidArgument) the whole run is one kernel
+// launch per chunk of chains and takes the CPU's decisions from the same random numbers.
 TemperingResult parallel_tempering(const Energy& energy, const float* x0, int64_t n_chains,
                                    const TemperingOptions& options, Device device = Device::cpu());
 
