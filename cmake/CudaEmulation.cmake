@@ -60,12 +60,30 @@ if(CUEBM_CUDA_EMULATION_RACECHECK)
                               -Wno-maybe-uninitialized)
 endif()
 
+# Thrust's headers do not compile under the emulation header (it defines __CUDACC__ and
+# __CUDA_ARCH__), so a .cu source that includes Thrust (it holds no kernels of its own, e.g.
+# kernels/runtime/device_reduce.cu) is compiled unchanged as plain C++ with CCCL's headers; it
+# selects Thrust's CPP device system itself when CUEBM_CUDA_EMULATION is set.
+find_path(CUEBM_CCCL_INCLUDE_DIR thrust/version.h HINTS ${CUDAToolkit_INCLUDE_DIRS}
+          PATH_SUFFIXES cccl DOC "Folder holding CCCL's thrust/ (the CUDA toolkit's include/cccl)")
+
 # cuebm_emulate_cuda(TARGET sources...): adds the rewritten .cu sources to TARGET, compiled as
 # C++ with the emulation header force-included, and links the emulated runtime.
 function(cuebm_emulate_cuda target)
   set(outputs)
   foreach(source ${ARGN})
     get_filename_component(abs ${source} ABSOLUTE)
+    file(STRINGS ${abs} _uses_thrust REGEX "^#include <thrust/")
+    if(_uses_thrust)
+      if(NOT CUEBM_CCCL_INCLUDE_DIR)
+        message(FATAL_ERROR "cuEBM: ${source} needs Thrust, but no thrust/version.h was found "
+                            "under ${CUDAToolkit_INCLUDE_DIRS}: set CUEBM_CCCL_INCLUDE_DIR")
+      endif()
+      set_source_files_properties(${abs} PROPERTIES LANGUAGE CXX COMPILE_OPTIONS
+                                  "-isystem;${CUEBM_CCCL_INCLUDE_DIR}")
+      list(APPEND outputs ${abs})
+      continue()
+    endif()
     file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${abs})
     set(out ${CUEBM_EMU_OUT_DIR}/${rel}.cpp)
     get_filename_component(dir ${abs} DIRECTORY)

@@ -75,25 +75,34 @@ double normal_quantile(double p) {
   return x - u / (1 + x * u / 2);
 }
 
-// Ranks over all draws (ties get their average rank), mapped to normal scores
-// Phi^-1((r - 3/8) / (S + 1/4)).
-Draws rank_normalise(const Draws& d) {
-  const std::size_t s = d.v.size();
+// Ranks over all draws; ties get their average rank.
+std::vector<double> average_ranks(const std::vector<double>& v) {
+  const std::size_t s = v.size();
   std::vector<std::size_t> idx(s);
   std::iota(idx.begin(), idx.end(), std::size_t{0});
   std::stable_sort(idx.begin(), idx.end(),
-                   [&](std::size_t i, std::size_t j) { return d.v[i] < d.v[j]; });
-  Draws z{d.chains, d.n, std::vector<double>(s)};
+                   [&](std::size_t i, std::size_t j) { return v[i] < v[j]; });
+  std::vector<double> ranks(s);
   for (std::size_t k = 0; k < s;) {
     std::size_t e = k;
-    while (e + 1 < s && d.v[idx[e + 1]] == d.v[idx[k]]) ++e;
+    while (e + 1 < s && v[idx[e + 1]] == v[idx[k]]) ++e;
     const double rank = 0.5 * static_cast<double>(k + e) + 1.0;  // average of k+1 .. e+1
-    for (std::size_t t = k; t <= e; ++t)
-      z.v[idx[t]] = normal_quantile((rank - 0.375) / (static_cast<double>(s) + 0.25));
+    for (std::size_t t = k; t <= e; ++t) ranks[idx[t]] = rank;
     k = e + 1;
   }
+  return ranks;
+}
+
+// Ranks r (of d's shape) mapped to normal scores Phi^-1((r - 3/8) / (S + 1/4)).
+Draws normal_scores(const Draws& d, const std::vector<double>& ranks) {
+  const double s = static_cast<double>(ranks.size());
+  Draws z{d.chains, d.n, std::vector<double>(ranks.size())};
+  for (std::size_t k = 0; k < ranks.size(); ++k)
+    z.v[k] = normal_quantile((ranks[k] - 0.375) / (s + 0.25));
   return z;
 }
+
+Draws rank_normalise(const Draws& d) { return normal_scores(d, average_ranks(d.v)); }
 
 struct Variances {
   double within = 0;    // W: mean of the chains' unbiased variances
@@ -128,22 +137,19 @@ double basic_rhat(const Draws& d) {
   return std::sqrt(v.var_plus / v.within);
 }
 
-}  // namespace
-
-double split_rhat(const std::vector<double>& draws, int64_t chains, int64_t n) {
-  const Draws s = split(checked(draws, chains, n, "split_rhat"));
-  const double bulk = basic_rhat(rank_normalise(s));
+// The folded ("tail") R-hat of the split draws: |x - median| rank-normalised.
+double folded_rhat(const Draws& s) {
   std::vector<double> sorted = s.v;
   std::sort(sorted.begin(), sorted.end());
   const std::size_t m = sorted.size();
   const double median = m % 2 ? sorted[m / 2] : 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]);
   Draws folded = s;
   for (double& x : folded.v) x = std::abs(x - median);
-  return std::max(bulk, basic_rhat(rank_normalise(folded)));
+  return basic_rhat(rank_normalise(folded));
 }
 
-double ess_bulk(const std::vector<double>& draws, int64_t chains, int64_t n) {
-  const Draws z = rank_normalise(split(checked(draws, chains, n, "ess_bulk")));
+// Bulk ESS of the rank-normalised split draws z.
+double ess_of_scores(const Draws& z) {
   const int64_t len = z.n;
   const Variances v = variances(z);
   // Mean over chains of the biased autocovariance at lag t.
@@ -176,4 +182,30 @@ double ess_bulk(const std::vector<double>& draws, int64_t chains, int64_t n) {
   return total / tau;
 }
 
+}  // namespace
+
+double split_rhat(const std::vector<double>& draws, int64_t chains, int64_t n) {
+  const Draws s = split(checked(draws, chains, n, "split_rhat"));
+  return std::max(basic_rhat(rank_normalise(s)), folded_rhat(s));
+}
+
+double ess_bulk(const std::vector<double>& draws, int64_t chains, int64_t n) {
+  return ess_of_scores(rank_normalise(split(checked(draws, chains, n, "ess_bulk"))));
+}
+
+namespace detail {
+
+RhatEss rhat_ess_from_split_ranks(const std::vector<double>& draws, int64_t chains, int64_t n,
+                                  const std::vector<double>& split_ranks) {
+  const char* who = "rhat_ess_from_split_ranks";
+  const Draws s = split(checked(draws, chains, n, who));
+  if (split_ranks.size() != s.v.size())
+    throw InvalidArgument(
+        std::string(who) + ": " + std::to_string(split_ranks.size()) +
+        " ranks, expected 2 x chains x floor(n / 2) = " + std::to_string(s.v.size()));
+  const Draws z = normal_scores(s, split_ranks);
+  return {std::max(basic_rhat(z), folded_rhat(s)), ess_of_scores(z)};
+}
+
+}  // namespace detail
 }  // namespace cuebm

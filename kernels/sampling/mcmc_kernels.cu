@@ -4,7 +4,9 @@
 // gradient, the proposal's gradient, HMC's momentum) lives in global memory in column layout
 // (value k of local row r at [k * ld + r]), next to the model's own per-row storage; rows are
 // processed in launches of at most row_chunk rows, as launch_chains does. Nothing synchronises
-// the host inside the run: one download at the end.
+// the host inside the run: one download at the end. The statistics after the run go through
+// Thrust on the run's stream (host/runtime/device_reduce.hpp): the accepted-proposal total and,
+// with diagnostics, the ranks of the split chains' energies for R-hat and ESS.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -13,6 +15,8 @@
 #include <vector>
 
 #include "cuebm/runtime/error.hpp"
+#include "cuebm/sampling/diagnostics.hpp"
+#include "host/runtime/device_reduce.hpp"
 #include "host/sampling/cuda_mcmc.hpp"
 #include "host/sampling/mcmc_support.hpp"
 #include "kernels/models/device_model.cuh"
@@ -231,6 +235,65 @@ const T* upload(DeviceBuffer<T>& d, const std::vector<T>& h, cudaStream_t s) {
   return d.data();
 }
 
+// With diagnostics (n_steps >= 4): the split chains' energies (the trace without the middle step
+// of an odd n_steps), ranked on the device. The trace is step-major, so they are the first and
+// the last floor(n_steps / 2) blocks of n rows.
+class SplitRanks {
+ public:
+  SplitRanks(const float* trace, int n_steps, int64_t n)
+      : trace_(trace), half_(trace && n_steps >= 4 ? n_steps / 2 : 0), odd_(n_steps % 2), n_(n) {
+    if (half_ == 0) return;
+    if (odd_) values_.resize(size());
+    ranks_.resize(size());
+  }
+  // Queues the ranking on s (asynchronous on a GPU).
+  void rank(cudaStream_t s) {
+    if (half_ == 0) return;
+    const float* split = trace_;
+    if (odd_) {
+      const std::size_t block = static_cast<std::size_t>(half_ * n_) * sizeof(float);
+      CUEBM_CUDA_CHECK(cudaMemcpyAsync(values_.data(), trace_, block, cudaMemcpyDeviceToDevice, s));
+      CUEBM_CUDA_CHECK(cudaMemcpyAsync(values_.data() + half_ * n_, trace_ + (half_ + 1) * n_,
+                                       block, cudaMemcpyDeviceToDevice, s));
+      split = values_.data();
+    }
+    device_average_ranks(split, size(), ranks_.data(), s);
+  }
+  // Queues the ranks' download into `step_major` (sized here).
+  void download(std::vector<double>& step_major, cudaStream_t s) const {
+    if (half_ == 0) return;
+    step_major.resize(size());
+    CUEBM_CUDA_CHECK(cudaMemcpyAsync(step_major.data(), ranks_.data(), ranks_.bytes(),
+                                     cudaMemcpyDeviceToHost, s));
+  }
+  // After the download: R-hat and ESS of the trace (res.energy_trace) into res.
+  void finish(const std::vector<double>& step_major, int n_steps, McmcResult& res) const {
+    if (half_ == 0) return;
+    std::vector<double> draws(res.energy_trace.size()), split_ranks(size());
+    for (int t = 0; t < n_steps; ++t)
+      for (int64_t c = 0; c < n_; ++c)
+        draws[c * n_steps + t] = res.energy_trace[static_cast<int64_t>(t) * n_ + c];
+    // Block b < half is draw b of every chain (split chain 2c), block half + b draw
+    // n_steps - half + b (split chain 2c + 1).
+    for (int64_t p = 0; p < size(); ++p) {
+      const int64_t b = p / n_, c = p % n_;
+      split_ranks[b < half_ ? 2 * c * half_ + b : (2 * c + 1) * half_ + b - half_] = step_major[p];
+    }
+    const RhatEss r = rhat_ess_from_split_ranks(draws, n_, n_steps, split_ranks);
+    res.energy_rhat = r.rhat;
+    res.energy_ess = r.ess;
+  }
+
+ private:
+  int64_t size() const { return 2 * half_ * n_; }
+  const float* trace_;
+  int64_t half_;
+  bool odd_;
+  int64_t n_;
+  DeviceBuffer<float> values_;
+  DeviceBuffer<double> ranks_;
+};
+
 // Uploads the model, the state and the per-step arrays, runs the sampler over row chunks, and
 // downloads the result into res.
 template <Sampler S>
@@ -275,6 +338,7 @@ void run_on_device(const Energy& energy, const float* x0, int64_t n, McmcArgs a,
   const int64_t chunk = row_chunk(n, per_row);
   const int64_t ld = (chunk + 31) / 32 * 32;
   DeviceBuffer<float> scratch(ld * model_cols), state(ld * kStateBlocks * D);
+  SplitRanks ranks(a.trace, a.n_steps, n);
   const int threads = row_block_size();
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
@@ -291,10 +355,13 @@ void run_on_device(const Energy& energy, const float* x0, int64_t n, McmcArgs a,
       CUEBM_CUDA_CHECK_LAUNCH();
     }
   }
+  ranks.rank(s);
   res.samples.resize(n * D);
   res.energy.resize(n);
   std::vector<float> initial(n);
   std::vector<int> acc(n);
+  std::vector<double> step_ranks;
+  ranks.download(step_ranks, s);
   CUEBM_CUDA_CHECK(
       cudaMemcpyAsync(res.samples.data(), x.data(), x.bytes(), cudaMemcpyDeviceToHost, s));
   CUEBM_CUDA_CHECK(
@@ -306,9 +373,16 @@ void run_on_device(const Energy& energy, const float* x0, int64_t n, McmcArgs a,
   if (a.trace)
     CUEBM_CUDA_CHECK(cudaMemcpyAsync(res.energy_trace.data(), a.trace, trace.bytes(),
                                      cudaMemcpyDeviceToHost, s));
+  const int64_t total_accepted = device_sum(accepted.data(), n, s);  // waits for the stream
   CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
   require_finite_start(initial, who);
   finish_acceptance(res, acc, a.n_steps);
+  // The mean from the exact total: may differ from the CPU's mean of the per-chain float rates
+  // in the last bits.
+  if (a.n_steps > 0)
+    res.mean_acceptance = static_cast<double>(total_accepted) /
+                          (static_cast<double>(a.n_steps) * static_cast<double>(n));
+  ranks.finish(step_ranks, a.n_steps, res);
 }
 
 }  // namespace

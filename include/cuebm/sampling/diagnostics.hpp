@@ -18,4 +18,21 @@ double split_rhat(const std::vector<double>& draws, int64_t chains, int64_t n);
 // Effective number of independent draws of the bulk of the distribution (same argument rules).
 double ess_bulk(const std::vector<double>& draws, int64_t chains, int64_t n);
 
+namespace detail {
+
+// split_rhat and ess_bulk of the same draws, bit for bit, from the average ranks (1-based, ties
+// averaged) of the split chains' draws computed elsewhere (the CUDA backend ranks them on the
+// device: host/runtime/device_reduce.hpp). split_ranks is in the split chains' layout: for chain
+// c and h = floor(n / 2), split_ranks[2c * h + i] is the rank of draw i and
+// split_ranks[(2c + 1) * h + i] that of draw n - h + i, among all 2 x chains x h split draws
+// (for odd n the middle draws are left out). Throws as split_rhat does, and for a split_ranks of
+// another size.
+struct RhatEss {
+  double rhat, ess;
+};
+RhatEss rhat_ess_from_split_ranks(const std::vector<double>& draws, int64_t chains, int64_t n,
+                                  const std::vector<double>& split_ranks);
+
+}  // namespace detail
+
 }  // namespace cuebm

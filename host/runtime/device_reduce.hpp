@@ -1,0 +1,46 @@
+// Device-wide statistics through Thrust (kernels/runtime/device_reduce.cu), for the work that is
+// not inside a fused chain kernel: acceptance and swap counts, the log-mean-exp of AIS weights,
+// and the ranks that rank-normalised R-hat needs. Every pointer is device memory; the work runs
+// on the caller's stream, after what is already queued there.
+// Only defined when the library is built with CUEBM_HAVE_CUDA (kernels/); plain C++
+// declarations, no CUDA header needed; callers use them behind `#if CUEBM_HAVE_CUDA`.
+//
+// On a GPU, device_average_ranks returns with the work queued on the stream (no wait), and the
+// two functions that return a value wait for it. In the emulated build (tests/cuda_emulation/)
+// all three first synchronise the stream, then run on the host through Thrust's CPP system,
+// so they return with the work done.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if !defined(__CUDA_RUNTIME_H__) && !defined(__DRIVER_TYPES_H__) && !defined(CUEBM_CUDA_STREAM_T)
+#define CUEBM_CUDA_STREAM_T
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;  // the same type as CUDA's own typedef
+#endif
+
+namespace cuebm::detail {
+
+// values[0 .. n) summed in 64 bits (exact). Waits for the stream.
+int64_t device_sum(const int* values, int64_t n, cudaStream_t stream);
+
+// What a log-mean-exp of log weights w needs, over the finite w only (NaN and +-inf are left
+// out): log mean exp(w) over all n = max + log(sum / n).
+struct LogWeightStats {
+  double max = -INFINITY;  // the largest finite w; -inf when none is finite
+  double sum = 0;          // sum of exp(w - max)
+  double sum_sq = 0;       // sum of exp(w - max)^2
+  int64_t finite = 0;      // how many w are finite
+};
+// Waits for the stream. The sums are added in Thrust's order, not left to right: they agree with
+// a sequential double sum to rounding (about n * 1e-16 relative), not bit for bit.
+LogWeightStats device_log_weight_stats(const double* log_weights, int64_t n, cudaStream_t stream);
+
+// ranks[i] = the average rank (1-based) of values[i] among values[0 .. n): ties (==, so -0 and
+// +0 tie) share the mean of the positions they occupy, as diagnostics.cpp's ranks. NaN ranks
+// after +inf, all NaNs tied. Exact: ranks are sums of integers halved.
+void device_average_ranks(const float* values, int64_t n, double* ranks, cudaStream_t stream);
+void device_average_ranks(const double* values, int64_t n, double* ranks, cudaStream_t stream);
+
+}  // namespace cuebm::detail
