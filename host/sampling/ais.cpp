@@ -1,15 +1,25 @@
-// Annealed importance sampling on the CPU (include/cuebm/sampling/ais.hpp). Each transition
-// evaluates the energies and gradients of all chains in one batched call; the MALA step is the
-// shared math of kernels/sampling/mcmc.cuh at temperature 1 of the intermediate density.
+// Annealed importance sampling (include/cuebm/sampling/ais.hpp): validation, the CPU backend and
+// the statistics both backends share. On the CPU each transition evaluates the energies and
+// gradients of all chains in one batched call; the MALA step is the shared math of
+// kernels/sampling/mcmc.cuh at temperature 1 of the intermediate density, the tempering that of
+// kernels/sampling/ais.cuh. The CUDA backend (kernels/sampling/ais_kernels.cu) runs the same
+// chains and hands back their log weights.
 #include "cuebm/sampling/ais.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "host/sampling/mala_step.hpp"
+#include "kernels/sampling/ais.cuh"
+
+#if CUEBM_HAVE_CUDA
+#include "host/sampling/cuda_ais.hpp"
+#endif
 
 namespace cuebm {
 namespace {
@@ -31,7 +41,7 @@ void validate(const AisOptions& o) {
                           std::to_string(o.temperature));
 }
 
-// E_b and its gradient for all chains from E and dE/dx: (1 - b) |x|^2 / 2 + b E / T.
+// E_b and its gradient for all chains from E and dE/dx (kernels/sampling/ais.cuh).
 void tempered(const std::vector<float>& x, const std::vector<float>& e, const std::vector<float>& g,
               int dim, double b, double inv_t, std::vector<double>& eb, std::vector<float>& gb) {
   const int64_t n = static_cast<int64_t>(e.size());
@@ -39,44 +49,36 @@ void tempered(const std::vector<float>& x, const std::vector<float>& e, const st
     double sq = 0;
     for (int i = 0; i < dim; ++i) {
       const std::size_t k = r * dim + i;
-      sq += static_cast<double>(x[k]) * x[k];
-      gb[k] = static_cast<float>((1 - b) * x[k] + b * inv_t * g[k]);
+      sq = detail::ais_add_square(sq, x[k]);
+      gb[k] = detail::ais_tempered_gradient(x[k], g[k], b, inv_t);
     }
-    eb[r] = (1 - b) * 0.5 * sq + b * inv_t * e[r];
+    eb[r] = detail::ais_tempered_energy(sq, e[r], b, inv_t);
   }
 }
 
-}  // namespace
-
-AisResult ais_log_partition(const Energy& energy, const AisOptions& o, Device device) {
-  check_device(device);
-  validate(o);
-  if (device.is_cuda())
-    throw InvalidArgument("ais_log_partition: the CUDA backend has no AIS yet: use the CPU");
+// Runs the chains on the CPU: their log weights into logw (n, zeros), and the number of accepted
+// MALA proposals.
+int64_t cpu_log_weights(const Energy& energy, const AisOptions& o, std::vector<double>& logw) {
   const int dim = energy.dim();
   const int64_t n = o.n_chains;
+  detail::MalaBatch batch(n, dim);
+  gaussian_initial_state(batch.x.data(), n, dim, o.seed);
   const std::size_t nd = static_cast<std::size_t>(n) * dim;
   const double inv_t = 1.0 / o.temperature;
   const float eta = o.step_size, coef = std::sqrt(2.0f * eta);
   // The batch holds E_b and its gradient (temperature 1); the raw E and dE/dx of the state and of
   // the proposals are kept beside it, so that E_b is recomputed at every new b.
-  detail::MalaBatch batch(n, dim);
   std::vector<float> g(nd), e(n), g1(nd), e1(n);
-  std::vector<double> logw(n, 0.0);
-  gaussian_initial_state(batch.x.data(), n, dim, o.seed);
   energy.gradient(batch.x.data(), n, g.data(), e.data());
-  int64_t accepted = 0, proposals = 0;
+  int64_t accepted = 0;
   uint64_t transition = 0;
   for (int k = 1; k <= o.n_temperatures; ++k) {
-    const double b0 = static_cast<double>(k - 1) / o.n_temperatures;
-    const double b1 = static_cast<double>(k) / o.n_temperatures;
+    const double b0 = detail::ais_beta(k - 1, o.n_temperatures);
+    const double b1 = detail::ais_beta(k, o.n_temperatures);
     for (int64_t r = 0; r < n; ++r) {
       double sq = 0;
-      for (int i = 0; i < dim; ++i) {
-        const double v = batch.x[r * dim + i];
-        sq += v * v;
-      }
-      logw[r] += (b1 - b0) * (0.5 * sq - inv_t * e[r]);
+      for (int i = 0; i < dim; ++i) sq = detail::ais_add_square(sq, batch.x[r * dim + i]);
+      logw[r] = detail::ais_add_log_weight(logw[r], sq, e[r], b0, b1, inv_t);
     }
     for (int s = 0; s < o.mcmc_steps; ++s, ++transition) {
       tempered(batch.x, e, g, dim, b1, inv_t, batch.e, batch.g);
@@ -98,11 +100,15 @@ AisResult ais_log_partition(const Energy& energy, const AisOptions& o, Device de
             e[r] = e1[r];
             ++accepted;
           });
-      proposals += n;
     }
   }
+  return accepted;
+}
+
+// log Z, its standard error, the ESS and the acceptance from the chains' log weights, whichever
+// backend ran them. Non-finite weights count as weight 0.
+AisResult ais_statistics(std::vector<double> logw, int dim, int64_t accepted, int64_t proposals) {
   AisResult res;
-  res.log_weights = logw;
   res.acceptance = static_cast<double>(accepted) / static_cast<double>(proposals);
   double wmax = -INFINITY;
   for (double w : logw)
@@ -115,12 +121,40 @@ AisResult ais_log_partition(const Energy& energy, const AisOptions& o, Device de
     sum += u;
     sum2 += u * u;
   }
-  const double nn = static_cast<double>(n), mean = sum / nn;
+  const double nn = static_cast<double>(logw.size()), mean = sum / nn;
   const double var = std::max(0.0, (sum2 - nn * mean * mean) / (nn - 1));
   res.log_z = 0.5 * dim * std::log(2 * M_PI) + wmax + std::log(mean);
   res.std_error = std::sqrt(var / nn) / mean;
   res.ess = sum * sum / sum2;
+  res.log_weights = std::move(logw);
   return res;
+}
+
+}  // namespace
+
+AisResult ais_log_partition(const Energy& energy, const AisOptions& o, Device device) {
+  check_device(device);
+#if !CUEBM_HAVE_CUDA
+  if (device.is_cuda())
+    throw InvalidArgument("ais_log_partition: the CUDA backend is not available in this build");
+#endif
+  validate(o);
+  const int dim = energy.dim();
+  const int64_t n = o.n_chains;
+  std::vector<double> logw(n, 0.0);
+  int64_t accepted = 0;
+#if CUEBM_HAVE_CUDA
+  if (device.is_cuda()) {
+    std::vector<float> x0(static_cast<std::size_t>(n) * dim);
+    gaussian_initial_state(x0.data(), n, dim, o.seed);
+    accepted = detail::ais_log_weights_cuda(energy, x0.data(), o, device.index, logw);
+  } else
+#endif
+  {
+    accepted = cpu_log_weights(energy, o, logw);
+  }
+  const int64_t proposals = n * o.n_temperatures * static_cast<int64_t>(o.mcmc_steps);
+  return ais_statistics(std::move(logw), dim, accepted, proposals);
 }
 
 }  // namespace cuebm

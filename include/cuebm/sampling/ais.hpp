@@ -9,7 +9,10 @@
 // method) and the effective sample size (sum w_i)^2 / sum w_i^2 of the normalised weights.
 // MALA keeps every intermediate law exact, so the estimate of Z is unbiased for any step size
 // (a poor one only raises the variance). Random numbers: Philox keyed by (seed, chain,
-// transition), as mala_sample's.
+// transition), as mala_sample's. On Device::cuda one thread runs each chain through all
+// temperatures in one launch, with the CPU's arithmetic and random numbers: the log weights
+// equal the CPU's up to the device's last-bit differences (its sincos in the Gaussians, an MLP's
+// summation order).
 #pragma once
 
 #include <cstdint>
@@ -38,8 +41,9 @@ struct AisResult {
 };
 
 // Throws InvalidArgument for bad options (n_chains < 2, n_temperatures < 1, mcmc_steps < 1,
-// step_size or temperature not finite and > 0) and NumericalError when every weight is
-// non-finite. CPU only for now: Device::cuda throws InvalidArgument.
+// step_size or temperature not finite and > 0) or, on Device::cuda, an energy the device does
+// not support (neither an Mlp nor an AnalyticEnergy), and NumericalError when every weight is
+// non-finite.
 AisResult ais_log_partition(const Energy& energy, const AisOptions& options,
                             Device device = Device::cpu());
 
