@@ -190,6 +190,7 @@ Command add_train_command(CLI::App& app) {
     TrainConfig c;
     CommonOptions common;
     std::string activation = "relu", progress = "auto", checkpoint, model_path, report, config;
+    std::string sampler = "langevin";
     std::vector<std::string> data_params;
     std::vector<int> hidden;
     bool no_output = false, no_checkpoint = false;
@@ -200,8 +201,9 @@ Command add_train_command(CLI::App& app) {
   c.checkpoint_every = 10;
   CLI::App* cmd = app.add_subcommand(
       "train",
-      "Trains an MLP energy on a 2-D dataset with contrastive divergence and Langevin "
-      "negatives (TorchEBM's Gaussian-mixture tutorial by default); writes the density "
+      "Trains an MLP energy on a 2-D dataset with contrastive divergence and Langevin, MALA, "
+      "HMC or tempering negatives (TorchEBM's Gaussian-mixture tutorial by default); writes the "
+      "density "
       "figures, the final samples, the model (safetensors) and checkpoints, and prints the "
       "metrics. Settings come from flags and/or a JSON config file (--config); flags override "
       "the file. A run whose negatives leave the data's range by orders of magnitude or whose "
@@ -242,7 +244,7 @@ Command add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--clip", c.max_grad_norm, "clip_grad_norm max norm (<= 0: off)")
       ->capture_default_str();
-  at_least(cmd->add_option("-k,--k-steps", c.cd.k_steps, "Langevin steps per CD iteration")
+  at_least(cmd->add_option("-k,--k-steps", c.cd.k_steps, "Sampler steps per CD iteration")
                ->capture_default_str(),
            1);
   cmd->add_flag("--persistent", c.cd.persistent, "Persistent CD with TorchEBM's replay buffer");
@@ -253,18 +255,41 @@ Command add_train_command(CLI::App& app) {
   at_least(cmd->add_option("--buffer-size", c.cd.buffer_size, "Replay buffer rows")
                ->capture_default_str(),
            1);
-  at_least(
-      cmd->add_option("--init-steps", c.cd.init_steps, "Langevin steps initialising the buffer")
-          ->capture_default_str(),
-      0);
+  at_least(cmd->add_option("--init-steps", c.cd.init_steps, "Sampler steps initialising the buffer")
+               ->capture_default_str(),
+           0);
   cmd->add_option("--new-sample-ratio", c.cd.new_sample_ratio, "Share of refreshed start rows")
       ->capture_default_str();
   cmd->add_option("--energy-reg", c.cd.energy_reg_weight, "Weight of mean(E+^2) + mean(E-^2)")
       ->capture_default_str();
-  cmd->add_option("--step-size", c.step_size, "Langevin step size eta")->capture_default_str();
+  cmd->add_option("--step-size", c.step_size, "Langevin (and MALA, tempering) step size eta")
+      ->capture_default_str();
   cmd->add_option("--noise-scale", c.noise_scale,
                   "Langevin noise scale sigma (temperature sigma^2)")
       ->capture_default_str();
+  cmd->add_option("--sampler", s->sampler,
+                  "Sampler of the negatives, all at temperature sigma^2: langevin (TorchEBM's), "
+                  "mala (Langevin's proposal, accepted or rejected), hmc (on E / sigma^2) or "
+                  "tempering (MALA replicas from sigma^2 to --t-max); CPU only except langevin")
+      ->check(CLI::IsMember({"langevin", "mala", "hmc", "tempering"}))
+      ->capture_default_str();
+  cmd->add_option("--hmc-step-size", c.negatives.hmc_step_size,
+                  "HMC: leapfrog step size (0: sqrt(2 step-size) noise-scale)")
+      ->capture_default_str();
+  at_least(cmd->add_option("--leapfrog", c.negatives.leapfrog, "HMC: leapfrog steps per proposal")
+               ->capture_default_str(),
+           1);
+  cmd->add_option("--mass", c.negatives.mass,
+                  "HMC: mass matrix diagonal, one value (scalar) or D values; default identity");
+  at_least(cmd->add_option("--replicas", c.negatives.replicas, "tempering: replicas per chain")
+               ->capture_default_str(),
+           2);
+  cmd->add_option("--t-max", c.negatives.t_max,
+                  "tempering: the hottest temperature (default: 10 sigma^2)");
+  at_least(cmd->add_option("--swap-every", c.negatives.swap_every,
+                           "tempering: steps between swap rounds")
+               ->capture_default_str(),
+           1);
   cmd->add_option("-o,--output", c.output_dir,
                   "Folder for figures, samples.npy, model.safetensors and checkpoint.safetensors")
       ->capture_default_str();
@@ -313,6 +338,7 @@ Command add_train_command(CLI::App& app) {
             TrainConfig& c = s->c;
             c.model.hidden = s->hidden;
             c.model.activation = parse_activation(s->activation);
+            c.negatives.kind = parse_negative_sampler(s->sampler);
             if (!s->data_params.empty())
               c.dataset_params = parse_key_values(s->data_params, "--data-param");
             c.device = parse_device(s->common.device);
@@ -335,10 +361,13 @@ Command add_train_command(CLI::App& app) {
             const bool bar =
                 s->progress == "bar" || (s->progress == "auto" && ::isatty(STDERR_FILENO));
             Progress progress(bar, c.log_every);
-            std::printf("cuEBM train on %s, %d thread(s); dataset %s; model %s; T = sigma^2 = %g\n",
-                        c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
-                        c.dataset.c_str(), Mlp(c.model, c.seed).name().c_str(),
-                        static_cast<double>(c.noise_scale) * c.noise_scale);
+            std::printf(
+                "cuEBM train on %s, %d thread(s); dataset %s; model %s; %s negatives; T = "
+                "sigma^2 = %g\n",
+                c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
+                c.dataset.c_str(), Mlp(c.model, c.seed).name().c_str(),
+                negative_sampler_name(c.negatives.kind).c_str(),
+                static_cast<double>(c.noise_scale) * c.noise_scale);
             const auto log = [&](const std::string& line) { progress.log(line); };
             std::function<void(const TrainProgress&)> on_step;
             if (s->progress != "none")

@@ -1,5 +1,6 @@
 // The TorchEBM Gaussian-mixture tutorial in cuEBM: trains an MLP energy with CD-k and
-// Langevin negatives, writes the tutorial's figures and prints the final metrics.
+// Langevin negatives (or --sampler mala, hmc, tempering), writes the tutorial's figures and
+// prints the final metrics.
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
       "Trains an MLP energy on a 2-D dataset with contrastive divergence and Langevin "
       "negatives (TorchEBM's Gaussian-mixture tutorial by default), writes the density "
       "figures and the final samples, and prints the metrics."};
-  std::string activation = "relu", device = "auto";
+  std::string activation = "relu", device = "auto", sampler = "langevin";
   std::vector<std::string> data_params;
   std::vector<int> hidden = c.model.hidden;
   bool no_output = false;
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", c.adam.weight_decay, "Adam weight decay")->capture_default_str();
   app.add_option("--clip", c.max_grad_norm, "clip_grad_norm max norm (<= 0: off)")
       ->capture_default_str();
-  app.add_option("-k,--k-steps", c.cd.k_steps, "Langevin steps per CD iteration")
+  app.add_option("-k,--k-steps", c.cd.k_steps, "Sampler steps per CD iteration")
       ->capture_default_str();
   app.add_flag("--persistent", c.cd.persistent, "Persistent CD with TorchEBM's replay buffer");
   app.add_flag("--per-chain", c.cd.per_chain,
@@ -80,6 +81,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--step-size", c.step_size, "Langevin step size eta")->capture_default_str();
   app.add_option("--noise-scale", c.noise_scale, "Langevin noise scale sigma (temperature sigma^2)")
+      ->capture_default_str();
+  app.add_option("--sampler", sampler,
+                 "Sampler of the negatives, all at temperature sigma^2: langevin (TorchEBM's), "
+                 "mala, hmc (on E / sigma^2) or tempering; CPU only except langevin")
+      ->check(CLI::IsMember({"langevin", "mala", "hmc", "tempering"}))
+      ->capture_default_str();
+  app.add_option("--hmc-step-size", c.negatives.hmc_step_size,
+                 "HMC: leapfrog step size (0: sqrt(2 step-size) noise-scale)")
+      ->capture_default_str();
+  app.add_option("--leapfrog", c.negatives.leapfrog, "HMC: leapfrog steps per proposal")
+      ->capture_default_str();
+  app.add_option("--mass", c.negatives.mass,
+                 "HMC: mass matrix diagonal, one value (scalar) or D values; default identity");
+  app.add_option("--replicas", c.negatives.replicas, "tempering: replicas per chain")
+      ->capture_default_str();
+  app.add_option("--t-max", c.negatives.t_max,
+                 "tempering: the hottest temperature (default: 10 sigma^2)");
+  app.add_option("--swap-every", c.negatives.swap_every, "tempering: steps between swap rounds")
       ->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of the parameters, noise and shuffling")
       ->capture_default_str();
@@ -98,6 +117,7 @@ int main(int argc, char** argv) {
   try {
     c.model.hidden = hidden;
     c.model.activation = cuebm::parse_activation(activation);
+    c.negatives.kind = cuebm::parse_negative_sampler(sampler);
     if (!data_params.empty()) c.dataset_params = parse_params(data_params);
     c.device = cuebm::parse_device(device);
     if (no_output) c.output_dir.clear();

@@ -751,5 +751,70 @@ TEST_F(CliTest, DeviceCudaEvalSampleAndTrain) {
   for (float v : trained.parameters()) ASSERT_TRUE(std::isfinite(v));
 }
 
+// --sampler mala through the command: the run reports the sampler, its settings and the
+// acceptance rate of every epoch (a rate in (0, 1]); a resume with another sampler is refused.
+TEST_F(CliTest, TrainWithMalaNegativesNamesTheSamplerInTheReport) {
+  std::ofstream(path("cfg.json")) << kSmallTrain;
+  const std::string cfg = " --config " + path("cfg.json") + " --progress none --device cpu";
+  const CliRun r = cuebm("train" + cfg + " --sampler mala -o " + path("run"));
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  EXPECT_TRUE(contains(r.out, "mala negatives")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Epoch [2/2], Average Loss: ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "mala acceptance: ")) << r.out;
+  const std::string report = slurp(path("run") + "/report.json");
+  EXPECT_TRUE(contains(report, "\"sampler\": \"mala\"")) << report;
+  // The acceptance rates: two numbers in (0, 1] (NaN would be written as null).
+  const auto at = report.find("\"epoch_acceptance\": [");
+  ASSERT_NE(at, std::string::npos) << report;
+  const std::string list =
+      report.substr(at + 21, report.find(']', at) - at - 21);  // between the brackets
+  EXPECT_FALSE(contains(list, "null")) << list;
+  std::vector<double> rates;
+  for (const char* p = list.c_str(); *p;) {
+    char* end = nullptr;
+    const double v = std::strtod(p, &end);
+    if (end == p) {
+      ++p;
+      continue;
+    }
+    rates.push_back(v);
+    p = end;
+  }
+  ASSERT_EQ(rates.size(), 2u) << list;
+  for (double a : rates) {
+    EXPECT_GT(a, 0.0);
+    EXPECT_LE(a, 1.0);
+  }
+  // HMC and tempering settings reach the report through their flags.
+  const CliRun h = cuebm("train" + cfg +
+                         " --epochs 1 --sampler hmc --leapfrog 3 --mass 0.5 "
+                         "--no-output --report " +
+                         path("h.json"));
+  ASSERT_EQ(h.code, 0) << h.err;
+  const std::string hr = slurp(path("h.json"));
+  EXPECT_TRUE(contains(hr, "\"leapfrog\": \"3\"")) << hr;
+  EXPECT_TRUE(contains(hr, "\"mass\": \"0.5\"")) << hr;
+  const CliRun t = cuebm("train" + cfg +
+                         " --epochs 1 --sampler tempering --replicas 3 "
+                         "--t-max 0.5 --swap-every 2 --no-output --report " +
+                         path("t.json"));
+  ASSERT_EQ(t.code, 0) << t.err;
+  const std::string tr = slurp(path("t.json"));
+  EXPECT_TRUE(contains(tr, "\"replicas\": \"3\"")) << tr;
+  EXPECT_TRUE(contains(tr, "\"swap_every\": \"2\"")) << tr;
+  // Resuming the mala run's checkpoint with Langevin negatives: refused, naming the sampler.
+  const CliRun bad = cuebm("train" + cfg + " --epochs 3 --resume " + path("run") +
+                           "/checkpoint.safetensors --no-output");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "sampler mala -> langevin")) << bad.err;
+  // Bad values: exit 2 (or 1 for CLI11's own range checks) with the reason.
+  const CliRun unknown = cuebm("train" + cfg + " --sampler gibbs --no-output");
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_TRUE(contains(unknown.err, "gibbs")) << unknown.err;
+  const CliRun cold = cuebm("train" + cfg + " --sampler tempering --t-max 0.001 --no-output");
+  EXPECT_EQ(cold.code, 2);
+  EXPECT_TRUE(contains(cold.err, "t_max")) << cold.err;
+}
+
 }  // namespace
 }  // namespace cuebm

@@ -10,6 +10,7 @@
 #include "host/sampling/cuda_langevin.hpp"  // plain C++; its functions exist only when CUEBM_HAVE_CUDA
 #include "host/sampling/langevin_options.hpp"
 #include "host/training/cuda_trainer.hpp"  // plain C++; its functions exist only when CUEBM_HAVE_CUDA
+#include "host/training/mcmc_negatives.hpp"
 #include "kernels/training/optim.cuh"
 
 namespace cuebm {
@@ -59,10 +60,31 @@ void validate(const Mlp& model, const TrainerOptions& o, int64_t max_batch) {
   LangevinOptions sampler = o.sampler;
   sampler.n_steps = cd.k_steps;
   detail::validate_langevin_options(sampler, "CDTrainer sampler");
-  (void)model;
+  detail::validate_negative_sampler(o, model.dim(), "CDTrainer");
 }
 
 }  // namespace
+
+std::string negative_sampler_name(NegativeSampler sampler) {
+  switch (sampler) {
+    case NegativeSampler::langevin:
+      return "langevin";
+    case NegativeSampler::mala:
+      return "mala";
+    case NegativeSampler::hmc:
+      return "hmc";
+    case NegativeSampler::tempering:
+      return "tempering";
+  }
+  return "unknown (" + std::to_string(static_cast<int>(sampler)) + ")";
+}
+
+NegativeSampler parse_negative_sampler(const std::string& name) {
+  for (NegativeSampler s : {NegativeSampler::langevin, NegativeSampler::mala, NegativeSampler::hmc,
+                            NegativeSampler::tempering})
+    if (name == negative_sampler_name(s)) return s;
+  throw InvalidArgument("unknown sampler '" + name + "' (langevin, mala, hmc or tempering)");
+}
 
 double cd_loss(const float* pos, const float* neg, int64_t n, double w) {
   double sp = 0, sn = 0, sp2 = 0, sn2 = 0;
@@ -82,6 +104,13 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
       max_batch_(max_batch),
       adam_(model.num_parameters(), options.adam) {
   check_device(device);
+  if (device.is_cuda() && options.negatives.kind != NegativeSampler::langevin)
+    throw InvalidArgument(
+        "CDTrainer: the CUDA trainer supports Langevin negatives only for now, "
+        "not " +
+        negative_sampler_name(options.negatives.kind) +
+        " (a device-resident MALA/HMC/tempering step is future work): train "
+        "on the CPU");
 #if !CUEBM_HAVE_CUDA
   if (device.is_cuda())
     throw InvalidArgument("CDTrainer: the CUDA backend is not available in this build");
@@ -99,6 +128,8 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
   steps_ = std::make_shared<const detail::StepArrays>(
       detail::make_step_arrays(options_.sampler, options.cd.k_steps));
   if (options.cd.persistent && options.cd.per_chain) options_.cd.buffer_size = max_batch;
+  if (options.negatives.kind != NegativeSampler::langevin)
+    mcmc_ = std::make_unique<detail::McmcNegatives>(options_, d, options.cd.k_steps, max_batch);
   on_warning = [](const std::string& line) { std::cerr << "cuebm: " << line << "\n"; };
 #if CUEBM_HAVE_CUDA
   if (device.is_cuda())
@@ -114,7 +145,16 @@ void CDTrainer::init_buffer() {
   buffer_.resize(size * d);
   RandomStream rng(options_.seed, StreamTag::kBuffer, kBufferInitSubsequence);
   for (float& v : buffer_) v = 0.01f * rng.normal();
-  if (options_.cd.init_steps > 0) {
+  if (mcmc_ && options_.cd.init_steps > 0) {
+    // In chunks of at most max_batch chains, keyed by the chains' rows as one run would be.
+    const int64_t chunk = std::min(max_batch_, size);
+    detail::McmcNegatives init(options_, d, options_.cd.init_steps, chunk);
+    const uint64_t ids_per_row =
+        options_.negatives.kind == NegativeSampler::tempering ? options_.negatives.replicas : 1;
+    for (int64_t first = 0; first < size; first += chunk)
+      init.run(model_, buffer_.data() + first * d, std::min(chunk, size - first),
+               kBufferChainBase + static_cast<uint64_t>(first) * ids_per_row, 0);
+  } else if (options_.cd.init_steps > 0) {
     const detail::StepArrays steps =
         detail::make_step_arrays(options_.sampler, options_.cd.init_steps);
     detail::ChainPlan plan = make_plan(steps, options_.sampler, options_.seed);
@@ -257,14 +297,19 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
   } else {
     std::copy_n(batch, rows * d, neg_.data());
   }
-  detail::ChainPlan plan = make_plan(*steps_, options_.sampler, options_.seed);
-  plan.step_offset = static_cast<uint64_t>(iteration_) * options_.cd.k_steps;
-  detail::run_chains_cpu(model_, neg_.data(), rows, plan);
+  StepStats stats;
+  const uint64_t step_offset = static_cast<uint64_t>(iteration_) * options_.cd.k_steps;
+  if (mcmc_) {
+    stats.acceptance = mcmc_->run(model_, neg_.data(), rows, 0, step_offset);
+  } else {
+    detail::ChainPlan plan = make_plan(*steps_, options_.sampler, options_.seed);
+    plan.step_offset = step_offset;
+    detail::run_chains_cpu(model_, neg_.data(), rows, plan);
+  }
 
   std::copy_n(batch, rows * d, both_.data());
   std::copy_n(neg_.data(), rows * d, both_.data() + rows * d);
   model_.energy(both_.data(), 2 * rows, energies_.data());
-  StepStats stats;
   const float* pos_e = energies_.data();
   const float* neg_e = energies_.data() + rows;
   const double w = options_.cd.energy_reg_weight;

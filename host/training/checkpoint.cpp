@@ -62,6 +62,10 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
     throw InvalidArgument("write_checkpoint: '" + path +
                           "': " + std::to_string(c.epoch_loss.size()) + " epoch losses for epoch " +
                           std::to_string(c.epoch));
+  if (!c.epoch_acceptance.empty() && c.epoch_acceptance.size() != c.epoch_loss.size())
+    throw InvalidArgument("write_checkpoint: '" + path +
+                          "': " + std::to_string(c.epoch_acceptance.size()) +
+                          " epoch acceptance rates for epoch " + std::to_string(c.epoch));
   std::copy(c.parameters.begin(), c.parameters.end(), model.parameters().begin());
   std::vector<NamedTensor> tensors = mlp_state_dict(model);
   const auto p = static_cast<int64_t>(c.parameters.size());
@@ -72,6 +76,9 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
         "buffer", {static_cast<int64_t>(c.trainer.buffer.size()) / d, d}, c.trainer.buffer));
   tensors.push_back(
       NamedTensor::from_f64("epoch_loss", {static_cast<int64_t>(c.epoch)}, c.epoch_loss));
+  if (!c.epoch_acceptance.empty())
+    tensors.push_back(NamedTensor::from_f64("epoch_acceptance", {static_cast<int64_t>(c.epoch)},
+                                            c.epoch_acceptance));
   std::map<std::string, std::string> m = mlp_metadata(model);
   m["cuebm.checkpoint"] = "1";
   m["cuebm.epoch"] = std::to_string(c.epoch);
@@ -117,7 +124,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   };
   for (const NamedTensor& t : f.tensors)
     if (t.name.rfind("network.", 0) != 0 && t.name != "adam.m" && t.name != "adam.v" &&
-        t.name != "buffer" && t.name != "epoch_loss")
+        t.name != "buffer" && t.name != "epoch_loss" && t.name != "epoch_acceptance")
       fail(path, "unexpected tensor '" + t.name + "'");
   const std::vector<int64_t> pshape = {static_cast<int64_t>(c.parameters.size())};
   const NamedTensor& m = tensor("adam.m", TensorDtype::kF32);
@@ -133,6 +140,13 @@ Checkpoint read_checkpoint(const std::string& path) {
     fail(path, "tensor 'epoch_loss' does not hold one value per finished epoch (" +
                    std::to_string(c.epoch) + ")");
   c.epoch_loss = loss.f64;
+  if (f.find("epoch_acceptance") != nullptr) {
+    const NamedTensor& acc = tensor("epoch_acceptance", TensorDtype::kF64);
+    if (acc.shape != std::vector<int64_t>{c.epoch})
+      fail(path, "tensor 'epoch_acceptance' does not hold one value per finished epoch (" +
+                     std::to_string(c.epoch) + ")");
+    c.epoch_acceptance = acc.f64;
+  }
   if (const NamedTensor* b = f.find("buffer")) {
     if (b->dtype != TensorDtype::kF32 || b->shape.size() != 2 || b->shape[1] != c.model.input_dim)
       fail(path, "tensor 'buffer' must be F32 [rows, " + std::to_string(c.model.input_dim) + "]");

@@ -18,6 +18,7 @@
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "cuebm/training/checkpoint.hpp"
+#include "host/training/mcmc_negatives.hpp"
 
 namespace cuebm {
 namespace {
@@ -53,6 +54,17 @@ LangevinOptions sampler_options(const TrainConfig& c) {
   o.noise_scale = c.noise_scale;
   o.seed = c.seed;
   return o;
+}
+
+TrainerOptions trainer_options(const TrainConfig& c) {
+  TrainerOptions options;
+  options.cd = c.cd;
+  options.sampler = sampler_options(c);
+  options.negatives = c.negatives;
+  options.adam = c.adam;
+  options.max_grad_norm = c.max_grad_norm;
+  options.seed = c.seed;
+  return options;
 }
 
 std::vector<float> model_samples(const Energy& model, const TrainConfig& c, int steps,
@@ -154,6 +166,8 @@ void write_report_json(const std::string& path, const TrainConfig& c, const Trai
   j["skipped"] = r.skipped;
   j["train_seconds"] = r.train_seconds;
   j["epoch_loss"] = r.epoch_loss;
+  j["sampler"] = negative_sampler_name(c.negatives.kind);
+  j["epoch_acceptance"] = r.epoch_acceptance;
   j["diverged"] = r.diverged;
   j["divergence"] = r.diverged ? nlohmann::ordered_json(r.divergence) : nlohmann::ordered_json();
   j["temperature"] = r.temperature;
@@ -221,6 +235,12 @@ void validate_train_config(const TrainConfig& c) {
     throw InvalidArgument("training: checkpoint_every must be >= 0, got " +
                           std::to_string(c.checkpoint_every));
   check_device(c.device);
+  detail::validate_negative_sampler(trainer_options(c), c.model.input_dim, "training");
+  if (c.device.is_cuda() && c.negatives.kind != NegativeSampler::langevin)
+    throw InvalidArgument(
+        "training: the CUDA trainer supports Langevin negatives only for now, "
+        "not " +
+        negative_sampler_name(c.negatives.kind) + ": train on the CPU");
   if (!c.output_dir.empty()) require_writable_dir(c.output_dir);
 }
 
@@ -248,6 +268,19 @@ std::map<std::string, std::string> training_fingerprint(const TrainConfig& c) {
   m["drop_last"] = c.drop_last ? "true" : "false";
   m["step_size"] = f(c.step_size);
   m["noise_scale"] = f(c.noise_scale);
+  m["sampler"] = negative_sampler_name(c.negatives.kind);
+  const NegativeSamplerOptions& n = c.negatives;
+  if (n.kind == NegativeSampler::hmc) {
+    m["hmc_step_size"] = f(n.hmc_step_size);
+    m["leapfrog"] = std::to_string(n.leapfrog);
+    std::string mass;
+    for (float v : n.mass) mass += (mass.empty() ? "" : ",") + f(v);
+    m["mass"] = mass.empty() ? "identity" : mass;
+  } else if (n.kind == NegativeSampler::tempering) {
+    m["replicas"] = std::to_string(n.replicas);
+    m["t_max"] = f(n.t_max);
+    m["swap_every"] = std::to_string(n.swap_every);
+  }
   m["k_steps"] = std::to_string(c.cd.k_steps);
   m["persistent"] = c.cd.persistent ? "true" : "false";
   m["buffer_size"] = std::to_string(c.cd.buffer_size);
@@ -313,6 +346,8 @@ void compute_training_metrics(const Energy* model, const std::vector<float>& sam
 Checkpoint read_resume_checkpoint(const TrainConfig& c) {
   const std::map<std::string, std::string> fingerprint = training_fingerprint(c);
   Checkpoint ck = read_checkpoint(c.resume_from);
+  // Written before the sampler was an option: Langevin negatives.
+  if (!ck.config.count("sampler")) ck.config["sampler"] = "langevin";
   std::string diff;
   for (const auto& [k, v] : fingerprint) {
     const auto it = ck.config.find(k);
@@ -360,13 +395,7 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
   // The data's range, for the divergence check (once; the negatives are compared per epoch).
   const double data_range = max_abs(data.points.data(), data.n * data.dim);
   Mlp model(c.model, c.seed);
-  TrainerOptions options;
-  options.cd = c.cd;
-  options.sampler = sampler_options(c);
-  options.adam = c.adam;
-  options.max_grad_norm = c.max_grad_norm;
-  options.seed = c.seed;
-  CDTrainer trainer(model, options, batch_size, c.device);
+  CDTrainer trainer(model, trainer_options(c), batch_size, c.device);
   trainer.on_warning = log;
 
   TrainReport report;
@@ -377,6 +406,8 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
     trainer.optimizer().load_state(ck.adam_steps, ck.adam_m, ck.adam_v);
     trainer.load_state(ck.trainer);
     report.epoch_loss = ck.epoch_loss;
+    report.epoch_acceptance = ck.epoch_acceptance;
+    if (report.epoch_acceptance.empty()) report.epoch_acceptance.assign(ck.epoch, NAN);
     report.iterations = ck.iterations;
     report.skipped = ck.skipped;
     report.train_seconds = ck.train_seconds;
@@ -396,6 +427,8 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
     ck.trainer = trainer.state();
     ck.epoch = epoch;
     ck.epoch_loss = report.epoch_loss;
+    if (c.negatives.kind != NegativeSampler::langevin)
+      ck.epoch_acceptance = report.epoch_acceptance;
     ck.iterations = report.iterations;
     ck.skipped = report.skipped;
     ck.train_seconds = report.train_seconds;
@@ -413,7 +446,7 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
       report.iterations + (c.epochs - report.first_epoch + 1) * loader.num_batches();
   for (int epoch = report.first_epoch; epoch <= c.epochs; ++epoch) {
     loader.start_epoch(epoch - 1);
-    double loss = 0;
+    double loss = 0, acceptance = 0;
     int64_t used = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t b = 0; b < loader.num_batches(); ++b) {
@@ -431,14 +464,22 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
         continue;
       }
       loss += s.loss;
+      acceptance += s.acceptance;
       ++used;
     }
     report.train_seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     report.epoch_loss.push_back(used ? loss / used : NAN);
-    if (epoch == 1 || epoch % c.log_every == 0 || epoch == c.epochs)
-      log(format("Epoch [%.0f/%.0f], Average Loss: %.4f", epoch, c.epochs,
-                 report.epoch_loss.back()));
+    report.epoch_acceptance.push_back(used ? acceptance / used : NAN);
+    if (epoch == 1 || epoch % c.log_every == 0 || epoch == c.epochs) {
+      std::string line = format("Epoch [%.0f/%.0f], Average Loss: %.4f", epoch, c.epochs,
+                                report.epoch_loss.back());
+      // Langevin's line stays the tutorial's; the others add their acceptance rate.
+      if (c.negatives.kind != NegativeSampler::langevin)
+        line += ", " + negative_sampler_name(c.negatives.kind) +
+                format(" acceptance: %.3f", report.epoch_acceptance.back());
+      log(line);
+    }
     if (!report.diverged && loader.num_batches() > 0) {
       // The last batch's negatives, already on the host: no extra pass over the data.
       const int64_t rows = loader.batch_rows(loader.num_batches() - 1);

@@ -2,6 +2,7 @@
 // replay buffer), with Adam and gradient-norm clipping.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -18,6 +19,7 @@ namespace cuebm {
 namespace detail {
 struct StepArrays;
 class CudaCDTrainerImpl;  // host/training/cuda_trainer.hpp
+class McmcNegatives;      // host/training/mcmc_negatives.hpp
 }  // namespace detail
 
 struct CDOptions {
@@ -34,10 +36,54 @@ struct CDOptions {
   bool reinit_from_noise = false;
 };
 
+// The sampler of the negative phase. Every one runs cd.k_steps steps per iteration from the
+// start rows (the data batch, or the replay buffer's rows in persistent CD), with the noise of
+// batch row i keyed by (seed, chain i, step iteration * k_steps + t) as the Langevin negatives
+// are, so a resumed run continues exactly. All of them target exp(-E / sigma^2) with sigma the
+// Langevin noise_scale, so the trained model means the same density whichever one ran:
+//  - langevin: unadjusted Langevin (langevin.hpp), TorchEBM's sampler and the default.
+//  - mala: Langevin's proposal (step_size, noise_scale) with a Metropolis-Hastings accept/reject
+//    (mala_sample in mcmc.hpp), exact for any step size.
+//  - hmc: hmc_sample's Hamiltonian Monte Carlo (hmc_step_size, leapfrog, mass). hmc_sample's own
+//    target is exp(-E); the trainer runs it on E / sigma^2 (so at temperature sigma^2; with
+//    noise_scale 1 it is hmc_sample exactly). Needs constant step_size and noise_scale.
+//  - tempering: parallel_tempering (tempering.hpp) with `replicas` MALA replicas on a geometric
+//    ladder from sigma^2 to t_max and a swap round every swap_every steps; the sigma^2 replicas
+//    are the negatives. The ladder restarts from the start rows at every iteration (every replica
+//    of row i starts at row i), so it carries no state between iterations: in persistent CD the
+//    replay buffer keeps the sigma^2 replicas only. Needs constant step_size and noise_scale.
+// MALA, HMC and tempering initialise the replay buffer (init_steps) with themselves too.
+enum class NegativeSampler { langevin, mala, hmc, tempering };
+
+// "langevin", "mala", "hmc" or "tempering".
+std::string negative_sampler_name(NegativeSampler sampler);
+// The inverse; throws InvalidArgument naming the unknown name and the valid ones.
+NegativeSampler parse_negative_sampler(const std::string& name);
+
+struct NegativeSamplerOptions {
+  NegativeSampler kind = NegativeSampler::langevin;
+  // HMC: the leapfrog step size eps (0: sqrt(2 step_size) noise_scale, whose one-leapfrog
+  // proposal is Langevin's), leapfrog steps per proposal (>= 1), the mass matrix's diagonal
+  // (empty: identity, one value: scalar, or dim values; all > 0).
+  float hmc_step_size = 0;
+  int leapfrog = 10;
+  std::vector<float> mass;
+  // Tempering: replicas per chain (>= 2), the hottest temperature (0: 10 sigma^2; else
+  // > sigma^2) and the steps between swap rounds (>= 1).
+  int replicas = 8;
+  double t_max = 0;
+  int swap_every = 1;
+};
+
 struct TrainerOptions {
   CDOptions cd;
-  // The negative-phase sampler. n_steps is taken from cd.k_steps; thin/diagnostics are ignored.
+  // Langevin's settings, which MALA, HMC and tempering use too (step_size, noise_scale;
+  // HMC and tempering need them constant). n_steps is taken from cd.k_steps; thin/diagnostics
+  // are ignored; clamp applies to Langevin only.
   LangevinOptions sampler;
+  // Which sampler draws the negatives, and the settings of MALA, HMC and tempering. The CUDA
+  // backend supports Langevin negatives only for now (others throw InvalidArgument there).
+  NegativeSamplerOptions negatives;
   AdamOptions adam;
   float max_grad_norm = 1.0f;  // <= 0 disables clipping
   uint64_t seed = 0;
@@ -52,11 +98,15 @@ struct StepStats {
   double neg_energy = 0;  // mean E(x_neg)
   double grad_norm = 0;   // before clipping
   bool skipped = false;   // non-finite loss: no update was made
+  // The negatives' mean acceptance rate over the rows and the k steps (tempering: the MALA moves
+  // of all replicas); NaN for Langevin, which has no accept/reject step.
+  double acceptance = NAN;
 };
 
 // Everything a CDTrainer carries between steps besides the model and the optimiser: with the
 // model's parameters and Adam's state it resumes a run bit for bit (the noise and the replay
-// buffer's draws are keyed by the iteration).
+// buffer's draws are keyed by the iteration). No sampler adds state: MALA and HMC chains live in
+// the negatives (and the replay buffer), and tempering restarts its ladder every iteration.
 struct TrainerState {
   int64_t iteration = 0;
   int consecutive_nonfinite = 0;
@@ -136,6 +186,7 @@ class CDTrainer {
   bool warned_small_buffer_ = false;
   std::shared_ptr<const detail::StepArrays> steps_;  // per-step eta and noise coefficient
   std::unique_ptr<detail::CudaCDTrainerImpl> cuda_;  // set when running on a CUDA device
+  std::unique_ptr<detail::McmcNegatives> mcmc_;      // set for MALA, HMC and tempering
 };
 
 // CD loss from the energies: mean(E+) - mean(E-) + w (mean(E+^2) + mean(E-^2)), in double.

@@ -30,6 +30,10 @@ struct TrainConfig {
   int64_t batch_size = 256;  // cut to the dataset's size when larger (with a log line)
   bool drop_last = true;
   float step_size = 0.1f, noise_scale = 0.1f;
+  // The negatives' sampler (cd.hpp's NegativeSampler: langevin, the default, mala, hmc or
+  // tempering) and its settings. Every one targets exp(-E / noise_scale^2), so the metrics and
+  // figures (Langevin chains at step_size, noise_scale) mean the same whichever one trained.
+  NegativeSamplerOptions negatives;
   CDOptions cd;  // k = 10, non-persistent
   AdamOptions adam;
   float max_grad_norm = 1.0f;
@@ -76,6 +80,9 @@ struct TrainProgress {
 
 struct TrainReport {
   std::vector<double> epoch_loss;
+  // The mean acceptance rate of each epoch's negatives (StepStats::acceptance over the epoch's
+  // updates); NaN for Langevin.
+  std::vector<double> epoch_acceptance;
   int64_t iterations = 0, skipped = 0;
   double train_seconds = 0;  // CD iterations only (no figures, no metrics)
   std::vector<float> final_samples;
@@ -103,7 +110,9 @@ inline constexpr double kDivergedRangeFactor = 100.0;
 inline constexpr double kDivergedLoss = 1e6;
 
 // The settings a checkpoint must agree on to be resumed (dataset, model, batches, sampler,
-// CD, optimiser, seeds), as key -> text.
+// CD, optimiser, seeds), as key -> text. "sampler" names the negatives' sampler, followed by its
+// own settings (hmc_step_size, leapfrog, mass; replicas, t_max, swap_every); a checkpoint
+// written before samplers were an option has no "sampler" and counts as "langevin".
 std::map<std::string, std::string> training_fingerprint(const TrainConfig& config);
 
 // Throws InvalidArgument (naming the value) before any work when the config is invalid or the
