@@ -77,12 +77,15 @@ void finish_diagnostics(McmcResult& res, int n_steps) {
 
 void finish_acceptance(McmcResult& res, const std::vector<int>& accepted, int n_steps) {
   res.acceptance.resize(res.n_chains);
-  double total = 0;
+  int64_t total = 0;  // exact, as the device path's sum of the counts
   for (int64_t r = 0; r < res.n_chains; ++r) {
     res.acceptance[r] = n_steps > 0 ? static_cast<float>(accepted[r]) / n_steps : 0.0f;
-    total += res.acceptance[r];
+    total += accepted[r];
   }
-  res.mean_acceptance = total / static_cast<double>(res.n_chains);
+  res.mean_acceptance = n_steps > 0
+                            ? static_cast<double>(total) /
+                                  (static_cast<double>(n_steps) * static_cast<double>(res.n_chains))
+                            : 0.0;
 }
 
 McmcStart start_mcmc(const Energy& energy, const float* x0, int64_t n_chains, int n_steps,
@@ -157,10 +160,9 @@ McmcResult mala_sample(const Energy& energy, const float* x0, int64_t n_chains,
   }
   detail::start_trace(res, o.diagnostics, o.n_steps);
 #if CUEBM_HAVE_CUDA
-  if (device.is_cuda()) {
+  if (device.is_cuda()) {  // R-hat and ESS come from ranks computed on the device
     detail::mala_sample_cuda(energy, start.x.data(), n_chains, o, eta, coef, temperature,
                              device.index, res);
-    detail::finish_diagnostics(res, o.n_steps);
     return res;
   }
 #endif
@@ -168,8 +170,8 @@ McmcResult mala_sample(const Energy& energy, const float* x0, int64_t n_chains,
   if (detail::has_chainwise_path(energy)) {
     std::vector<float> e(n_chains);
     std::vector<int> accepted(n_chains, 0);
-    detail::mala_chainwise(energy, start.x, e, accepted, o.n_steps, {eta, coef, temperature},
-                           draws, res, who);
+    detail::mala_chainwise(energy, start.x, e, accepted, o.n_steps, {eta, coef, temperature}, draws,
+                           res, who);
     detail::finish_cpu(res, start.x, e, accepted, o.n_steps);
     detail::finish_diagnostics(res, o.n_steps);
     return res;
@@ -217,9 +219,8 @@ McmcResult hmc_sample(const Energy& energy, const float* x0, int64_t n_chains, c
   res.temperature = 1.0;
   detail::start_trace(res, o.diagnostics, o.n_steps);
 #if CUEBM_HAVE_CUDA
-  if (device.is_cuda()) {
+  if (device.is_cuda()) {  // R-hat and ESS come from ranks computed on the device
     detail::hmc_sample_cuda(energy, start.x.data(), n_chains, o, eps, mass, device.index, res);
-    detail::finish_diagnostics(res, o.n_steps);
     return res;
   }
 #endif
