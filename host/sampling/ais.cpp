@@ -1,19 +1,22 @@
 // Annealed importance sampling (include/cuebm/sampling/ais.hpp): validation, the CPU backend and
-// the statistics both backends share. On the CPU each transition evaluates the energies and
+// the statistics both backends share (from a reduction of the log weights that the CUDA backend
+// makes on the device). On the CPU each transition evaluates the energies and
 // gradients of all chains in one batched call; the MALA step is the shared math of
 // kernels/sampling/mcmc.cuh at temperature 1 of the intermediate density, the tempering that of
 // kernels/sampling/ais.cuh. The CUDA backend (kernels/sampling/ais_kernels.cu) runs the same
-// chains and hands back their log weights.
+// chains and hands back their log weights and that reduction.
 #include "cuebm/sampling/ais.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
+#include "host/runtime/device_reduce.hpp"
 #include "host/sampling/mala_step.hpp"
 #include "kernels/sampling/ais.cuh"
 
@@ -33,6 +36,10 @@ void validate(const AisOptions& o) {
                           std::to_string(o.n_temperatures));
   if (o.mcmc_steps < 1)
     throw InvalidArgument(w + "mcmc_steps must be >= 1, got " + std::to_string(o.mcmc_steps));
+  // Each chain counts its accepted transitions in an int.
+  if (static_cast<int64_t>(o.n_temperatures) * o.mcmc_steps > std::numeric_limits<int>::max())
+    throw InvalidArgument(w + "n_temperatures * mcmc_steps must be <= " +
+                          std::to_string(std::numeric_limits<int>::max()));
   if (!(std::isfinite(o.step_size) && o.step_size > 0))
     throw InvalidArgument(w + "step_size must be finite and > 0, got " +
                           std::to_string(o.step_size));
@@ -105,28 +112,36 @@ int64_t cpu_log_weights(const Energy& energy, const AisOptions& o, std::vector<d
   return accepted;
 }
 
-// log Z, its standard error, the ESS and the acceptance from the chains' log weights, whichever
-// backend ran them. Non-finite weights count as weight 0.
-AisResult ais_statistics(std::vector<double> logw, int dim, int64_t accepted, int64_t proposals) {
-  AisResult res;
-  res.acceptance = static_cast<double>(accepted) / static_cast<double>(proposals);
-  double wmax = -INFINITY;
+// The reduction of the log weights (finite ones only) that the CUDA backend makes on the device,
+// here left to right.
+detail::LogWeightStats host_log_weight_stats(const std::vector<double>& logw) {
+  detail::LogWeightStats st;
   for (double w : logw)
-    if (std::isfinite(w)) wmax = std::max(wmax, w);
-  if (!std::isfinite(wmax))
+    if (std::isfinite(w)) {
+      st.max = std::max(st.max, w);
+      ++st.finite;
+    }
+  if (st.finite == 0) return st;
+  for (double w : logw)
+    if (std::isfinite(w)) {
+      const double u = std::exp(w - st.max);
+      st.sum += u;
+      st.sum_sq += u * u;
+    }
+  return st;
+}
+
+// log Z, its standard error and the ESS from the reduction of the n chains' log weights
+// (non-finite weights count as weight 0), whichever backend made it.
+AisResult ais_statistics(const detail::LogWeightStats& st, int64_t n, int dim) {
+  if (st.finite == 0)
     throw NumericalError("ais_log_partition: every importance weight is non-finite");
-  double sum = 0, sum2 = 0;
-  for (double w : logw) {
-    const double u = std::isfinite(w) ? std::exp(w - wmax) : 0.0;
-    sum += u;
-    sum2 += u * u;
-  }
-  const double nn = static_cast<double>(logw.size()), mean = sum / nn;
-  const double var = std::max(0.0, (sum2 - nn * mean * mean) / (nn - 1));
-  res.log_z = 0.5 * dim * std::log(2 * M_PI) + wmax + std::log(mean);
+  AisResult res;
+  const double nn = static_cast<double>(n), mean = st.sum / nn;
+  const double var = std::max(0.0, (st.sum_sq - nn * mean * mean) / (nn - 1));
+  res.log_z = 0.5 * dim * std::log(2 * M_PI) + st.max + std::log(mean);
   res.std_error = std::sqrt(var / nn) / mean;
-  res.ess = sum * sum / sum2;
-  res.log_weights = std::move(logw);
+  res.ess = st.sum * st.sum / st.sum_sq;
   return res;
 }
 
@@ -142,19 +157,24 @@ AisResult ais_log_partition(const Energy& energy, const AisOptions& o, Device de
   const int dim = energy.dim();
   const int64_t n = o.n_chains;
   std::vector<double> logw(n, 0.0);
+  detail::LogWeightStats stats;
   int64_t accepted = 0;
 #if CUEBM_HAVE_CUDA
   if (device.is_cuda()) {
     std::vector<float> x0(static_cast<std::size_t>(n) * dim);
     gaussian_initial_state(x0.data(), n, dim, o.seed);
-    accepted = detail::ais_log_weights_cuda(energy, x0.data(), o, device.index, logw);
+    accepted = detail::ais_log_weights_cuda(energy, x0.data(), o, device.index, logw, stats);
   } else
 #endif
   {
     accepted = cpu_log_weights(energy, o, logw);
+    stats = host_log_weight_stats(logw);
   }
+  AisResult res = ais_statistics(stats, n, dim);
   const int64_t proposals = n * o.n_temperatures * static_cast<int64_t>(o.mcmc_steps);
-  return ais_statistics(std::move(logw), dim, accepted, proposals);
+  res.acceptance = static_cast<double>(accepted) / static_cast<double>(proposals);
+  res.log_weights = std::move(logw);
+  return res;
 }
 
 }  // namespace cuebm

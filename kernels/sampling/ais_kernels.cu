@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "host/runtime/device_reduce.hpp"
 #include "host/sampling/cuda_ais.hpp"
 #include "kernels/models/device_model.cuh"
 #include "kernels/sampling/ais.cuh"
@@ -32,7 +33,7 @@ struct AisArgs {
   double inv_t = 1;         // 1 / T of the target
   uint64_t seed = 0;
   double* log_weight = nullptr;  // n
-  int64_t* accepted = nullptr;   // n
+  int* accepted = nullptr;       // n
 };
 
 // State columns per row: x (D), g = dE/dx at x (D), g1 = dE/dx at the proposal (D).
@@ -50,7 +51,7 @@ __device__ void run_ais_chain(Model& m, const AisArgs& a, int64_t row, float* st
   bool finite = true;  // the CPU runs non-finite chains too: their weights are dropped at the end
   float e = energy_gradient(m, g, ld, D, finite);
   double logw = 0;
-  int64_t accepted = 0;
+  int accepted = 0;  // <= K * mcmc_steps, which validation keeps within int
   uint64_t transition = 0;
   for (int k = 1; k <= a.n_temperatures; ++k) {
     const double b0 = ais_beta(k - 1, a.n_temperatures), b1 = ais_beta(k, a.n_temperatures);
@@ -131,7 +132,7 @@ unsigned blocks_for(int64_t rows, int threads) {
 }  // namespace
 
 int64_t ais_log_weights_cuda(const Energy& energy, const float* x0, const AisOptions& o, int device,
-                             std::vector<double>& log_weights) {
+                             std::vector<double>& log_weights, LogWeightStats& stats) {
   DeviceGuard guard(device);
   Stream stream;
   cudaStream_t s = stream.get();
@@ -141,7 +142,7 @@ int64_t ais_log_weights_cuda(const Energy& energy, const float* x0, const AisOpt
   const int64_t n = o.n_chains;
   DeviceBuffer<float> x(n * D);
   DeviceBuffer<double> logw(n);
-  DeviceBuffer<int64_t> accepted(n);
+  DeviceBuffer<int> accepted(n);
   CUEBM_CUDA_CHECK(cudaMemcpyAsync(x.data(), x0, x.bytes(), cudaMemcpyHostToDevice, s));
   AisArgs a;
   a.x_init = x.data();
@@ -176,20 +177,14 @@ int64_t ais_log_weights_cuda(const Energy& energy, const float* x0, const AisOpt
       CUEBM_CUDA_CHECK_LAUNCH();
     }
   }
-  // One download, one synchronisation; the statistics run on the host (ais_statistics in
-  // host/sampling/ais.cpp, shared with the CPU). With device reductions, max(w), the sums of
-  // exp(w - max) and of its square, and the accepted total would be reduced here on stream s,
-  // before this download; the weights are downloaded anyway, as AisResult holds them.
+  // The weights come back (AisResult holds them) while the device reduces them (Thrust,
+  // host/runtime/device_reduce.hpp); both reductions wait for the stream, so the download, queued
+  // first, is complete when they return.
   log_weights.resize(n);
-  std::vector<int64_t> acc(n);
   CUEBM_CUDA_CHECK(
       cudaMemcpyAsync(log_weights.data(), logw.data(), logw.bytes(), cudaMemcpyDeviceToHost, s));
-  CUEBM_CUDA_CHECK(
-      cudaMemcpyAsync(acc.data(), accepted.data(), accepted.bytes(), cudaMemcpyDeviceToHost, s));
-  CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
-  int64_t total = 0;
-  for (int64_t v : acc) total += v;
-  return total;
+  stats = device_log_weight_stats(logw.data(), n, s);
+  return device_sum(accepted.data(), n, s);
 }
 
 }  // namespace cuebm::detail

@@ -41,9 +41,9 @@ struct AisResult {
 };
 
 // Throws InvalidArgument for bad options (n_chains < 2, n_temperatures < 1, mcmc_steps < 1,
-// step_size or temperature not finite and > 0) or, on Device::cuda, an energy the device does
-// not support (neither an Mlp nor an AnalyticEnergy), and NumericalError when every weight is
-// non-finite.
+// n_temperatures * mcmc_steps above INT_MAX, step_size or temperature not finite and > 0) or, on
+// Device::cuda, an energy the device does not support (neither an Mlp nor an AnalyticEnergy), and
+// NumericalError when every weight is non-finite.
 AisResult ais_log_partition(const Energy& energy, const AisOptions& options,
                             Device device = Device::cpu());
 
