@@ -20,7 +20,8 @@ Command add_logz_command(CLI::App& app) {
       "Estimates log Z = log integral of exp(-E(x) / T) for a model file or an analytic energy of "
       "any dimension by annealed importance sampling (Neal 2001: from N(0, I) through "
       "--ais-steps intermediate densities, MALA transitions) and prints log Z, its standard "
-      "error, the effective sample size of the weights and the MALA acceptance. CPU only.");
+      "error, the effective sample size of the weights and the MALA acceptance. On the GPU "
+      "(--device), every chain runs its whole annealing path in one kernel.");
   add_energy_options(cmd, &s->source, true);
   at_least(cmd->add_option("--ais-steps", s->ais.n_temperatures, "Intermediate temperatures K")
                ->capture_default_str(),
@@ -37,14 +38,10 @@ Command add_logz_command(CLI::App& app) {
   add_common_options(cmd, &s->common, "Seed of the chains");
   return {cmd, [s]() {
             const Device device = apply_common_options(s->common);
-            if (device.is_cuda() && s->common.device != "auto")
-              throw InvalidArgument(
-                  "logz: annealed importance sampling runs on the CPU only: "
-                  "pass --device cpu or auto");
             const std::unique_ptr<Energy> energy = load_energy(s->source);
             AisOptions o = s->ais;
             o.seed = s->common.seed;
-            const AisResult r = ais_log_partition(*energy, o);
+            const AisResult r = ais_log_partition(*energy, o, device);
             std::printf(
                 "log Z = %.6f +- %.6f (T = %g, %lld chains, %d temperatures, ESS %.1f, "
                 "MALA acceptance %.3f)\n",
