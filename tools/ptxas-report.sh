@@ -12,7 +12,7 @@ command -v "$FILT" >/dev/null 2>&1 || FILT=cat
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 FILES=(kernels/sampling/mlp_fused_w*.cu kernels/models/mlp_kernels.cu kernels/sampling/langevin_kernels.cu
-       kernels/sampling/mcmc_kernels.cu
+       kernels/sampling/mcmc_kernels.cu kernels/sampling/tempering_kernels.cu kernels/sampling/ais_kernels.cu
        kernels/training/cd_kernels.cu)
 status=0
 # One nvcc call per file builds both architectures (the front end runs once); two files compile

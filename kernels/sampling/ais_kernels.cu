@@ -20,6 +20,7 @@
 #include "kernels/sampling/ais.cuh"
 #include "kernels/sampling/mcmc.cuh"
 #include "kernels/sampling/mcmc_device.cuh"
+#include "kernels/sampling/mcmc_launch.cuh"
 
 namespace cuebm::detail {
 namespace {
@@ -47,12 +48,13 @@ __device__ void run_ais_chain(Model& m, const AisArgs& a, int64_t row, float* st
   float* x = st;
   float* g = st + D * ld;
   float* g1 = st + 2 * D * ld;
-  for (int i = 0; i < D; ++i) x[i * ld] = m.x(i) = a.x_init[row * D + i];
+  load_row(m, a.x_init + row * D, x, ld, D);
   bool finite = true;  // the CPU runs non-finite chains too: their weights are dropped at the end
   float e = energy_gradient(m, g, ld, D, finite);
   double logw = 0;
   int accepted = 0;  // <= K * mcmc_steps, which validation keeps within int
   uint64_t transition = 0;
+  const DeviceDraws draws{nullptr, 0, D, a.seed, 0, 0};  // keyed by (row, transition)
   for (int k = 1; k <= a.n_temperatures; ++k) {
     const double b0 = ais_beta(k - 1, a.n_temperatures), b1 = ais_beta(k, a.n_temperatures);
     double sq = 0;
@@ -65,7 +67,7 @@ __device__ void run_ais_chain(Model& m, const AisArgs& a, int64_t row, float* st
       const double eb0 = ais_tempered_energy(sq, e, b1, a.inv_t);
       double fwd = 0;
       for (int q = 0; 4 * q < D; ++q) {
-        const Normal4 eps = mcmc_normal4(a.seed, static_cast<uint64_t>(row), transition, D, q);
+        const Normal4 eps = draws.normal4(row, transition, q);
         for (int c = 0; c < 4 && 4 * q + c < D; ++c) {
           const int i = 4 * q + c;
           const float gb0 = ais_tempered_gradient(x[i * ld], g[i * ld], b1, a.inv_t);
@@ -86,17 +88,9 @@ __device__ void run_ais_chain(Model& m, const AisArgs& a, int64_t row, float* st
       }
       const double eb1 = ais_tempered_energy(sq1, e1, b1, a.inv_t);
       const double log_alpha = mala_log_alpha(eb0, eb1, fwd, rev, a.eta, 1.0);
-      const float u = mcmc_uniform(a.seed, static_cast<uint64_t>(row), transition, D);
-      if (isfinite(eb1) && ok && mcmc_accept(u, log_alpha)) {
-        for (int i = 0; i < D; ++i) {
-          x[i * ld] = m.x(i);
-          g[i * ld] = g1[i * ld];
-        }
-        e = e1;
-        ++accepted;
-      } else {
-        for (int i = 0; i < D; ++i) m.x(i) = x[i * ld];
-      }
+      const float u = draws.uniform(row, transition);
+      accepted +=
+          settle(m, isfinite(eb1) && ok && mcmc_accept(u, log_alpha), x, g, g1, ld, D, e, e1);
     }
   }
   a.log_weight[row] = logw;
@@ -105,39 +99,23 @@ __device__ void run_ais_chain(Model& m, const AisArgs& a, int64_t row, float* st
 
 // Rows [row0, row0 + rows) of this launch; model storage in scratch, chain state in state (both
 // column layout, stride ld). No block synchronisation: a thread past the end returns.
-template <Activation A>
+template <class Rows>
 __global__ void __launch_bounds__(kMaxRowBlock)
-    generic_ais_kernel(AisArgs a, int64_t row0, int64_t rows, GenericNet net, float* scratch,
-                       float* state, int64_t ld) {
-  const int64_t local = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    ais_kernel(AisArgs a, int64_t row0, int64_t rows, Rows model_rows, float* scratch, float* state,
+               int64_t ld) {
+  const int64_t local = launch_local_row();
   if (local >= rows) return;
-  GenericModel<A> m{net, scratch + local, ld, a.dim};
+  auto m = model_rows.model(scratch, local, ld, a.dim);
   run_ais_chain(m, a, row0 + local, state + local, ld);
-}
-
-__global__ void __launch_bounds__(kMaxRowBlock)
-    analytic_ais_kernel(AisArgs a, int64_t row0, int64_t rows, AnalyticParams p, float* scratch,
-                        float* state, int64_t ld) {
-  const int64_t local = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (local >= rows) return;
-  AnalyticModel m{p, scratch + local, scratch + static_cast<int64_t>(a.dim) * ld + local,
-                  static_cast<int>(ld)};
-  run_ais_chain(m, a, row0 + local, state + local, ld);
-}
-
-unsigned blocks_for(int64_t rows, int threads) {
-  return static_cast<unsigned>((rows + threads - 1) / threads);
 }
 
 }  // namespace
 
 int64_t ais_log_weights_cuda(const Energy& energy, const float* x0, const AisOptions& o, int device,
                              std::vector<double>& log_weights, LogWeightStats& stats) {
-  DeviceGuard guard(device);
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceModel m;
-  make_device_model(energy, m, s);  // throws InvalidArgument for an unsupported energy
+  const DeviceRun run(energy, device);
+  const DeviceModel& m = run.model();
+  cudaStream_t s = run.stream();
   const int D = energy.dim();
   const int64_t n = o.n_chains;
   DeviceBuffer<float> x(n * D);
@@ -156,27 +134,13 @@ int64_t ais_log_weights_cuda(const Energy& energy, const float* x0, const AisOpt
   a.log_weight = logw.data();
   a.accepted = accepted.data();
 
-  const bool generic = m.kind != DeviceModel::Kind::kAnalytic;  // every MLP: the general path
-  const int64_t model_cols = generic ? m.generic_cols : 2 * int64_t{D};
-  const int64_t chunk = row_chunk(n, model_cols + kStateBlocks * int64_t{D});
-  const int64_t ld = (chunk + 31) / 32 * 32;
-  DeviceBuffer<float> scratch(ld * model_cols), state(ld * kStateBlocks * D);
-  const int threads = row_block_size();
-  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-    const int64_t rows = std::min(chunk, n - r0);
-    if (generic) {
-      const GenericNet net{m.flat.data(), m.meta.data(), m.n_lin};
-      dispatch_activation(m.act, [&]<Activation A>() {
-        generic_ais_kernel<A><<<blocks_for(rows, threads), threads, 0, s>>>(
-            a, r0, rows, net, scratch.data(), state.data(), ld);
+  ChainStorage storage(m, n, 1, kStateBlocks);
+  launch_row_chunks(
+      m, storage, n, [&](auto rows_model, unsigned blocks, int threads, int64_t r0, int64_t rows) {
+        ais_kernel<decltype(rows_model)><<<blocks, threads, 0, s>>>(
+            a, r0, rows, rows_model, storage.scratch(), storage.state(), storage.ld());
         CUEBM_CUDA_CHECK_LAUNCH();
       });
-    } else {
-      analytic_ais_kernel<<<blocks_for(rows, threads), threads, 0, s>>>(
-          a, r0, rows, m.ap, scratch.data(), state.data(), ld);
-      CUEBM_CUDA_CHECK_LAUNCH();
-    }
-  }
   // The weights come back (AisResult holds them) while the device reduces them (Thrust,
   // host/runtime/device_reduce.hpp); both reductions wait for the stream, so the download, queued
   // first, is complete when they return.

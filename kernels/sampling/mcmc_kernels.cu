@@ -20,141 +20,72 @@
 #include "host/sampling/cuda_mcmc.hpp"
 #include "host/sampling/mcmc_support.hpp"
 #include "kernels/models/device_model.cuh"
+#include "kernels/sampling/device_chains.cuh"
 #include "kernels/sampling/mcmc.cuh"
 #include "kernels/sampling/mcmc_device.cuh"
+#include "kernels/sampling/mcmc_launch.cuh"
 
 namespace cuebm::detail {
 namespace {
 
-struct McmcArgs {
-  float* x = nullptr;  // n_total x dim, row-major, updated in place
-  int64_t n_total = 0;
-  int dim = 0;
-  int n_steps = 0;
-  const float* step = nullptr;         // per step: MALA's eta, HMC's eps
-  const float* noise_coef = nullptr;   // MALA, per step
-  const float* temperature = nullptr;  // MALA, per step
-  const float* mass = nullptr;         // HMC, dim
-  int n_leapfrog = 0;
-  uint64_t seed = 0, step_offset = 0, first_chain = 0;
-  const float* noise = nullptr;  // n_steps x n_total x (dim + 1), or null (Philox)
-  float* energy = nullptr;       // n_total: E of the final state
-  float* initial_energy = nullptr;
-  int* accepted = nullptr;  // n_total
-  float* trace = nullptr;   // n_steps x n_total: E after each step, or null
-};
+// State columns per row: x0 (D), g0 (D), g1 (D), p (D).
+constexpr int kStateBlocks = 4;
 
-// Gaussians 4q .. 4q + 3 of (row, step t) (entries past dim are 0), from the buffer or Philox.
-__device__ Normal4 draw_normal4(const McmcArgs& a, int64_t row, int t, int q) {
-  if (a.noise) {
-    const float* src = a.noise + (static_cast<int64_t>(t) * a.n_total + row) * (a.dim + 1);
-    Normal4 n;
-    for (int c = 0; c < 4; ++c) n.v[c] = 4 * q + c < a.dim ? src[4 * q + c] : 0.0f;
-    return n;
-  }
-  return mcmc_normal4(a.seed, a.first_chain + static_cast<uint64_t>(row),
-                      a.step_offset + static_cast<uint64_t>(t), a.dim, q);
-}
-__device__ float draw_uniform(const McmcArgs& a, int64_t row, int t) {
-  if (a.noise) return a.noise[(static_cast<int64_t>(t) * a.n_total + row) * (a.dim + 1) + a.dim];
-  return mcmc_uniform(a.seed, a.first_chain + static_cast<uint64_t>(row),
-                      a.step_offset + static_cast<uint64_t>(t), a.dim);
+__device__ DeviceDraws draws_of(const McmcArgs& a) {
+  return {a.noise, a.n_total, a.dim, a.seed, a.first_chain, a.step_offset};
 }
 
-// Loads the row's state into x0 and the model, and returns E with dE/dx in g0.
+// Loads the row's state into x0 and the model, and returns E (times inv_temperature) with
+// dE/dx (likewise) in g0.
 template <class Model>
 __device__ float start_row(Model& m, const McmcArgs& a, int64_t row, float* x0, float* g0,
                            int64_t ld) {
-  for (int i = 0; i < a.dim; ++i) x0[i * ld] = m.x(i) = a.x[row * a.dim + i];
+  load_row(m, a.x + row * a.dim, x0, ld, a.dim);
   bool finite = true;
-  const float e0 = energy_gradient(m, g0, ld, a.dim, finite);
+  const float e0 = energy_gradient(m, g0, ld, a.dim, finite, a.inv_temperature);
   a.initial_energy[row] = e0;
   return e0;
 }
 
-// A chain whose initial energy is not finite is not run (the host reports it).
-__device__ bool skip_row(const McmcArgs& a, int64_t row, float e0) {
-  if (isfinite(e0)) return false;
-  a.energy[row] = e0;
-  a.accepted[row] = 0;
-  return true;
-}
-
-// Keeps the proposal at the model's x (energy e1, gradient g1) when accepted, else puts x0
-// back into the model.
-template <class Model>
-__device__ void settle(Model& m, bool accept, float* x0, float* g0, const float* g1, int64_t ld,
-                       int dim, float& e0, float e1, int& accepted) {
-  if (accept) {
-    for (int i = 0; i < dim; ++i) {
-      x0[i * ld] = m.x(i);
-      g0[i * ld] = g1[i * ld];
-    }
-    e0 = e1;
-    ++accepted;
-  } else {
-    for (int i = 0; i < dim; ++i) m.x(i) = x0[i * ld];
-  }
-}
-
 __device__ void finish_row(const McmcArgs& a, int64_t row, const float* x0, int64_t ld, float e0,
                            int accepted) {
-  for (int i = 0; i < a.dim; ++i) a.x[row * a.dim + i] = x0[i * ld];
+  store_row(a.x + row * a.dim, x0, ld, a.dim);
   a.energy[row] = e0;
   a.accepted[row] = accepted;
 }
 
-// State columns per row: x0 (D), g0 (D), g1 (D), p (D).
-constexpr int kStateBlocks = 4;
-
 template <class Model>
-__device__ void run_mala(Model& m, const McmcArgs& a, int64_t row, float* st, int64_t ld) {
+__device__ void run_mala(Model& m, const McmcArgs& a, const DeviceDraws& draws, int64_t row,
+                         float* st, int64_t ld) {
   const int D = a.dim;
   float* x0 = st;
   float* g0 = st + D * ld;
   float* g1 = st + 2 * D * ld;
   float e0 = start_row(m, a, row, x0, g0, ld);
-  if (skip_row(a, row, e0)) return;
   int accepted = 0;
   for (int t = 0; t < a.n_steps; ++t) {
-    const float eta = a.step[t], coef = a.noise_coef[t];
-    double fwd = 0;
-    for (int q = 0; 4 * q < D; ++q) {
-      const Normal4 eps = draw_normal4(a, row, t, q);
-      for (int c = 0; c < 4 && 4 * q + c < D; ++c) {
-        const int i = 4 * q + c;
-        const float x1 = mala_proposal(x0[i * ld], g0[i * ld], eta, coef, eps.v[c]);
-        fwd += mala_square(x1, x0[i * ld], eta, g0[i * ld]);
-        m.x(i) = x1;
-      }
-    }
-    bool ok = true;
-    const float e1 = energy_gradient(m, g1, ld, D, ok);
-    double rev = 0;
-    for (int i = 0; i < D; ++i) rev += mala_square(x0[i * ld], m.x(i), eta, g1[i * ld]);
-    const double log_alpha = mala_log_alpha(e0, e1, fwd, rev, eta, a.temperature[t]);
-    const bool accept = ok && mcmc_accept(draw_uniform(a, row, t), log_alpha);
-    settle(m, accept, x0, g0, g1, ld, D, e0, e1, accepted);
+    accepted += mala_move(m, draws, row, static_cast<uint64_t>(t), a.step[t], a.noise_coef[t],
+                          a.temperature[t], x0, g0, g1, ld, e0);
     if (a.trace) a.trace[static_cast<int64_t>(t) * a.n_total + row] = e0;
   }
   finish_row(a, row, x0, ld, e0, accepted);
 }
 
 template <class Model>
-__device__ void run_hmc(Model& m, const McmcArgs& a, int64_t row, float* st, int64_t ld) {
+__device__ void run_hmc(Model& m, const McmcArgs& a, const DeviceDraws& draws, int64_t row,
+                        float* st, int64_t ld) {
   const int D = a.dim;
   float* x0 = st;
   float* g0 = st + D * ld;
   float* g1 = st + 2 * D * ld;
   float* p = st + 3 * D * ld;
   float e0 = start_row(m, a, row, x0, g0, ld);
-  if (skip_row(a, row, e0)) return;
   int accepted = 0;
   for (int t = 0; t < a.n_steps; ++t) {
     const float h = a.step[t];
     double kinetic = 0;
     for (int q = 0; 4 * q < D; ++q) {
-      const Normal4 z = draw_normal4(a, row, t, q);
+      const Normal4 z = draws.normal4(row, static_cast<uint64_t>(t), q);
       for (int c = 0; c < 4 && 4 * q + c < D; ++c) {
         const int i = 4 * q + c;
         const float pi = sqrtf(a.mass[i]) * z.v[c];
@@ -172,7 +103,7 @@ __device__ void run_hmc(Model& m, const McmcArgs& a, int64_t row, float* st, int
         p[i * ld] = pi;
         m.x(i) = hmc_drift(m.x(i), pi, h, a.mass[i]);
       }
-      e1 = energy_gradient(m, g1, ld, D, ok);
+      e1 = energy_gradient(m, g1, ld, D, ok, a.inv_temperature);
       for (int i = 0; i < D; ++i) p[i * ld] = hmc_half_kick(p[i * ld], h, g1[i * ld]);
     }
     kinetic = 0;
@@ -181,58 +112,28 @@ __device__ void run_hmc(Model& m, const McmcArgs& a, int64_t row, float* st, int
       ok = ok && isfinite(m.x(i));
     }
     const double log_alpha = hmc_log_alpha(h0, static_cast<double>(e1) + kinetic);
-    const bool accept = ok && mcmc_accept(draw_uniform(a, row, t), log_alpha);
-    settle(m, accept, x0, g0, g1, ld, D, e0, e1, accepted);
+    const bool accept = ok && mcmc_accept(draws.uniform(row, static_cast<uint64_t>(t)), log_alpha);
+    accepted += settle(m, accept, x0, g0, g1, ld, D, e0, e1);
     if (a.trace) a.trace[static_cast<int64_t>(t) * a.n_total + row] = e0;
   }
   finish_row(a, row, x0, ld, e0, accepted);
 }
 
-enum class Sampler { kMala, kHmc };
-
-template <Sampler S, class Model>
-__device__ void run_sampler(Model& m, const McmcArgs& a, int64_t row, float* st, int64_t ld) {
-  if constexpr (S == Sampler::kMala) {
-    run_mala(m, a, row, st, ld);
-  } else {
-    run_hmc(m, a, row, st, ld);
-  }
-}
-
 // Rows [row0, row0 + rows) of this launch; model storage in scratch, chain state in state (both
 // column layout, stride ld). No block synchronisation: a thread past the end returns.
-template <Sampler S, Activation A>
+template <McmcSampler S, class Rows>
 __global__ void __launch_bounds__(kMaxRowBlock)
-    generic_mcmc_kernel(McmcArgs a, int64_t row0, int64_t rows, GenericNet net, float* scratch,
-                        float* state, int64_t ld) {
-  const int64_t local = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    mcmc_kernel(McmcArgs a, int64_t row0, int64_t rows, Rows model_rows, float* scratch,
+                float* state, int64_t ld) {
+  const int64_t local = launch_local_row();
   if (local >= rows) return;
-  GenericModel<A> m{net, scratch + local, ld, a.dim};
-  run_sampler<S>(m, a, row0 + local, state + local, ld);
-}
-
-template <Sampler S>
-__global__ void __launch_bounds__(kMaxRowBlock)
-    analytic_mcmc_kernel(McmcArgs a, int64_t row0, int64_t rows, AnalyticParams p, float* scratch,
-                         float* state, int64_t ld) {
-  const int64_t local = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (local >= rows) return;
-  AnalyticModel m{p, scratch + local, scratch + static_cast<int64_t>(a.dim) * ld + local,
-                  static_cast<int>(ld)};
-  run_sampler<S>(m, a, row0 + local, state + local, ld);
-}
-
-unsigned blocks_for(int64_t rows, int threads) {
-  return static_cast<unsigned>((rows + threads - 1) / threads);
-}
-
-template <class T>
-const T* upload(DeviceBuffer<T>& d, const std::vector<T>& h, cudaStream_t s) {
-  d.resize(std::max<std::size_t>(h.size(), 1));
-  if (!h.empty())
-    CUEBM_CUDA_CHECK(
-        cudaMemcpyAsync(d.data(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice, s));
-  return d.data();
+  auto m = model_rows.model(scratch, local, ld, a.dim);
+  const DeviceDraws draws = draws_of(a);
+  if constexpr (S == McmcSampler::kMala) {
+    run_mala(m, a, draws, row0 + local, state + local, ld);
+  } else {
+    run_hmc(m, a, draws, row0 + local, state + local, ld);
+  }
 }
 
 // With diagnostics (n_steps >= 4): the split chains' energies (the trace without the middle step
@@ -294,18 +195,41 @@ class SplitRanks {
   DeviceBuffer<double> ranks_;
 };
 
+}  // namespace
+
+ChainStorage mcmc_storage(const DeviceModel& m, int64_t max_rows) {
+  return ChainStorage(m, max_rows, 1, kStateBlocks);
+}
+
+void launch_mcmc_chains(McmcSampler sampler, const DeviceModel& m, const McmcArgs& a,
+                        ChainStorage& storage, cudaStream_t s) {
+  const auto launch = [&]<McmcSampler S>() {
+    launch_row_chunks(m, storage, a.n_total,
+                      [&](auto rows_model, unsigned blocks, int threads, int64_t r0, int64_t rows) {
+                        mcmc_kernel<S, decltype(rows_model)>
+                            <<<blocks, threads, 0, s>>>(a, r0, rows, rows_model, storage.scratch(),
+                                                        storage.state(), storage.ld());
+                        CUEBM_CUDA_CHECK_LAUNCH();
+                      });
+  };
+  if (sampler == McmcSampler::kMala) {
+    launch.template operator()<McmcSampler::kMala>();
+  } else {
+    launch.template operator()<McmcSampler::kHmc>();
+  }
+}
+
+namespace {
+
 // Uploads the model, the state and the per-step arrays, runs the sampler over row chunks, and
 // downloads the result into res.
-template <Sampler S>
-void run_on_device(const Energy& energy, const float* x0, int64_t n, McmcArgs a,
-                   const std::vector<float>& step, const std::vector<float>& coef,
+void run_on_device(McmcSampler sampler, const Energy& energy, const float* x0, int64_t n,
+                   McmcArgs a, const std::vector<float>& step, const std::vector<float>& coef,
                    const std::vector<float>& temperature, const std::vector<float>& mass,
                    int device, McmcResult& res, const char* who) {
-  DeviceGuard guard(device);
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceModel m;
-  make_device_model(energy, m, s);  // throws InvalidArgument for an unsupported energy
+  const DeviceRun run(energy, device);
+  const DeviceModel& m = run.model();
+  cudaStream_t s = run.stream();
   const int D = energy.dim();
   DeviceBuffer<float> x(n * D), e(n), e_init(n), d_step, d_coef, d_temp, d_mass, noise;
   DeviceBuffer<int> accepted(n);
@@ -332,29 +256,9 @@ void run_on_device(const Energy& energy, const float* x0, int64_t n, McmcArgs a,
   a.initial_energy = e_init.data();
   a.accepted = accepted.data();
 
-  const bool generic = m.kind != DeviceModel::Kind::kAnalytic;  // every MLP: the general path
-  const int64_t model_cols = generic ? m.generic_cols : 2 * int64_t{D};
-  const int64_t per_row = model_cols + kStateBlocks * int64_t{D};
-  const int64_t chunk = row_chunk(n, per_row);
-  const int64_t ld = (chunk + 31) / 32 * 32;
-  DeviceBuffer<float> scratch(ld * model_cols), state(ld * kStateBlocks * D);
+  ChainStorage storage = mcmc_storage(m, n);
   SplitRanks ranks(a.trace, a.n_steps, n);
-  const int threads = row_block_size();
-  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-    const int64_t rows = std::min(chunk, n - r0);
-    if (generic) {
-      const GenericNet net{m.flat.data(), m.meta.data(), m.n_lin};
-      dispatch_activation(m.act, [&]<Activation A>() {
-        generic_mcmc_kernel<S, A><<<blocks_for(rows, threads), threads, 0, s>>>(
-            a, r0, rows, net, scratch.data(), state.data(), ld);
-        CUEBM_CUDA_CHECK_LAUNCH();
-      });
-    } else {
-      analytic_mcmc_kernel<S><<<blocks_for(rows, threads), threads, 0, s>>>(
-          a, r0, rows, m.ap, scratch.data(), state.data(), ld);
-      CUEBM_CUDA_CHECK_LAUNCH();
-    }
-  }
+  launch_mcmc_chains(sampler, m, a, storage, s);
   ranks.rank(s);
   res.samples.resize(n * D);
   res.energy.resize(n);
@@ -396,8 +300,8 @@ void mala_sample_cuda(const Energy& energy, const float* x0, int64_t n, const Ma
   a.step_offset = o.step_offset;
   a.first_chain = o.first_chain;
   a.noise = o.noise;
-  run_on_device<Sampler::kMala>(energy, x0, n, a, eta, noise_coef, temperature, {}, device, res,
-                                "mala_sample");
+  run_on_device(McmcSampler::kMala, energy, x0, n, a, eta, noise_coef, temperature, {}, device, res,
+                "mala_sample");
 }
 
 void hmc_sample_cuda(const Energy& energy, const float* x0, int64_t n, const HmcOptions& o,
@@ -410,8 +314,8 @@ void hmc_sample_cuda(const Energy& energy, const float* x0, int64_t n, const Hmc
   a.step_offset = o.step_offset;
   a.first_chain = o.first_chain;
   a.noise = o.noise;
-  run_on_device<Sampler::kHmc>(energy, x0, n, a, step_size, {}, {}, mass, device, res,
-                               "hmc_sample");
+  run_on_device(McmcSampler::kHmc, energy, x0, n, a, step_size, {}, {}, mass, device, res,
+                "hmc_sample");
 }
 
 }  // namespace cuebm::detail
