@@ -9,9 +9,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "cuebm/models/energy.hpp"
 #include "kernels/sampling/mcmc.cuh"
 
 namespace cuebm::detail {
+
+// Whether all n values are finite: a proposal with a non-finite state or gradient is rejected.
+inline bool all_finite(const float* v, int n) {
+  for (int i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) return false;
+  return true;
+}
 
 // n rows of dimension dim: the state (x, its energy e in the target's units and dE/dx g) and the
 // scratch of one step. Sized once, outside the sampling loop.
@@ -70,6 +78,16 @@ void mala_step(MalaBatch& b, float eta, Coef&& coef, Temperature&& temperature, 
       accepted(r);
     }
   }
+}
+
+// mala_step's `evaluate` for an Energy: the first `rows` proposals in one batched call, their
+// energies through e_float (>= rows floats, as Energy writes them) into the batch's doubles.
+inline auto batched_evaluate(const Energy& energy, int64_t rows, float* e_float) {
+  return [&energy, rows, e_float](const std::vector<float>& x1, std::vector<float>& g1,
+                                  std::vector<double>& e1) {
+    energy.gradient(x1.data(), rows, g1.data(), e_float);
+    std::copy_n(e_float, rows, e1.begin());
+  };
 }
 
 }  // namespace cuebm::detail

@@ -1,23 +1,19 @@
-// MALA and HMC (include/cuebm/sampling/mcmc.hpp): validation, the initial state, and the CPU
-// backend. Every step evaluates the energy and gradient of all chains' proposals in one batched
-// call (the MLP's vectorised CPU blocks, in parallel); the per-chain accept/reject is the shared
-// math of kernels/sampling/mcmc.cuh, as on the GPU.
+// MALA and HMC (include/cuebm/sampling/mcmc.hpp): validation, the initial state and the result;
+// the CPU run is the chains of host/sampling/mcmc_chains.hpp (shared with the CD trainer's
+// negatives), the CUDA run host/sampling/cuda_mcmc.hpp.
 #include "cuebm/sampling/mcmc.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <string>
 
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/diagnostics.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "host/sampling/langevin_options.hpp"
-#include "host/sampling/mala_step.hpp"
-#include "host/sampling/mcmc_chainwise.hpp"
+#include "host/sampling/mcmc_chains.hpp"
 #include "host/sampling/mcmc_draws.hpp"
 #include "host/sampling/mcmc_support.hpp"
-#include "kernels/sampling/mcmc.cuh"
 #if CUEBM_HAVE_CUDA
 #include "host/sampling/cuda_mcmc.hpp"
 #endif
@@ -26,40 +22,23 @@ namespace cuebm {
 namespace detail {
 namespace {
 
-bool finite_row(const float* v, int dim) {
-  for (int i = 0; i < dim; ++i)
-    if (!std::isfinite(v[i])) return false;
-  return true;
+float* trace_of(McmcResult& res) {
+  return res.energy_trace.empty() ? nullptr : res.energy_trace.data();
 }
 
-// Row r of the proposal (x1, g1, e1) replaces the state when accepted.
-void keep_if_accepted(bool accept, int64_t r, int dim, const std::vector<float>& x1,
-                      const std::vector<float>& g1, const std::vector<float>& e1,
-                      std::vector<float>& x, std::vector<float>& g, std::vector<float>& e,
-                      std::vector<int>& accepted) {
-  if (!accept) return;
-  const std::size_t k0 = static_cast<std::size_t>(r) * dim;
-  std::copy(&x1[k0], &x1[k0] + dim, &x[k0]);
-  std::copy(&g1[k0], &g1[k0] + dim, &g[k0]);
-  e[r] = e1[r];
-  ++accepted[r];
-}
-
-// Step t's energies into the trace (when diagnostics asked for one).
-template <class T>
-void record_energies(McmcResult& res, const std::vector<T>& e, int t) {
-  if (res.energy_trace.empty()) return;
-  std::copy(e.begin(), e.end(), res.energy_trace.begin() + static_cast<int64_t>(t) * res.n_chains);
+// The chains' final state, energies, acceptance and diagnostics into res.
+template <class Chains>
+McmcResult finish_cpu(McmcResult res, const Chains& chains, int n_steps) {
+  const int64_t n = res.n_chains;
+  res.samples.assign(chains.states(), chains.states() + n * res.dim);
+  res.energy.resize(n);
+  std::copy_n(chains.energies().begin(), n, res.energy.begin());
+  finish_acceptance(res, chains.accepted(), n_steps);
+  finish_diagnostics(res, n_steps);
+  return res;
 }
 
 }  // namespace
-
-void finish_cpu(McmcResult& res, std::vector<float>& x, std::vector<float>& e,
-                const std::vector<int>& accepted, int n_steps) {
-  res.samples = std::move(x);
-  res.energy = std::move(e);
-  finish_acceptance(res, accepted, n_steps);
-}
 
 void start_trace(McmcResult& res, bool diagnostics, int n_steps) {
   if (diagnostics) res.energy_trace.assign(static_cast<std::size_t>(n_steps) * res.n_chains, 0.0f);
@@ -126,85 +105,39 @@ std::vector<float> full_mass(const std::vector<float>& mass, int dim, const char
   return mass;
 }
 
-void require_finite_start(const std::vector<float>& e, const char* who) {
-  for (std::size_t r = 0; r < e.size(); ++r)
-    if (!std::isfinite(e[r]))
-      throw InvalidArgument(std::string(who) + ": the energy of chain " + std::to_string(r) +
-                            "'s initial state is not finite (" + std::to_string(e[r]) + ")");
-}
-
 }  // namespace detail
 
 McmcResult mala_sample(const Energy& energy, const float* x0, int64_t n_chains,
                        const MalaOptions& o, Device device) {
   const char* who = "mala_sample";
-  detail::McmcStart start =
+  const detail::McmcStart start =
       detail::start_mcmc(energy, x0, n_chains, o.n_steps, o.seed, o.first_chain, device, who);
-  const std::vector<float> eta =
-      o.step_size.values(std::max(o.n_steps, 1), "mala_sample: step_size");
-  const std::vector<float> sigma =
-      o.noise_scale.values(std::max(o.n_steps, 1), "mala_sample: noise_scale");
+  const detail::MalaSchedule s = detail::mala_schedule(o.step_size, o.noise_scale, o.n_steps, who);
   const int dim = energy.dim();
   McmcResult res;
   res.n_chains = n_chains;
   res.dim = dim;
-  res.temperature =
-      static_cast<double>(sigma[std::max(o.n_steps, 1) - 1]) * sigma[std::max(o.n_steps, 1) - 1];
-  std::vector<float> coef(eta.size()), temperature(eta.size());
-  for (std::size_t t = 0; t < eta.size(); ++t) {
-    coef[t] = std::sqrt(2.0f * eta[t]) * sigma[t];
-    temperature[t] = sigma[t] * sigma[t];
-    if (!(temperature[t] >= std::numeric_limits<float>::min()))
-      throw InvalidArgument("mala_sample: noise_scale " + std::to_string(sigma[t]) + " at step " +
-                            std::to_string(t) + " is too small: sigma^2 underflows float");
-  }
+  res.temperature = s.last_temperature;
   detail::start_trace(res, o.diagnostics, o.n_steps);
 #if CUEBM_HAVE_CUDA
   if (device.is_cuda()) {  // R-hat and ESS come from ranks computed on the device
-    detail::mala_sample_cuda(energy, start.x.data(), n_chains, o, eta, coef, temperature,
+    detail::mala_sample_cuda(energy, start.x.data(), n_chains, o, s.eta, s.coef, s.temperature,
                              device.index, res);
     return res;
   }
 #endif
+  detail::MalaChains chains(n_chains, dim);
+  chains.start(energy, start.x.data(), n_chains);
+  detail::require_finite_start(chains.energies(), who);
   const detail::McmcDraws draws(o.noise, o.seed, o.first_chain, o.step_offset, n_chains, dim);
-  if (detail::has_chainwise_path(energy)) {
-    std::vector<float> e(n_chains);
-    std::vector<int> accepted(n_chains, 0);
-    detail::mala_chainwise(energy, start.x, e, accepted, o.n_steps, {eta, coef, temperature}, draws,
-                           res, who);
-    detail::finish_cpu(res, start.x, e, accepted, o.n_steps);
-    detail::finish_diagnostics(res, o.n_steps);
-    return res;
-  }
-  detail::MalaBatch b(n_chains, dim);
-  b.x = std::move(start.x);
-  std::vector<float> e(n_chains);  // the energies as the batched call writes them
-  std::vector<int> accepted(n_chains, 0);
-  energy.gradient(b.x.data(), n_chains, b.g.data(), e.data());
-  detail::require_finite_start(e, who);
-  b.e.assign(e.begin(), e.end());
-  for (int t = 0; t < o.n_steps; ++t) {
-    detail::mala_step(
-        b, eta[t], [&](int64_t) { return coef[t]; }, [&](int64_t) { return temperature[t]; },
-        [&](int64_t r, float* eps) { draws.normals(r, t, eps); },
-        [&](int64_t r) { return draws.uniform(r, t); },
-        [&](const std::vector<float>& x1, std::vector<float>& g1, std::vector<double>& e1) {
-          energy.gradient(x1.data(), n_chains, g1.data(), e.data());
-          e1.assign(e.begin(), e.end());
-        },
-        [&](int64_t r) { ++accepted[r]; });
-    detail::record_energies(res, b.e, t);
-  }
-  e.assign(b.e.begin(), b.e.end());
-  detail::finish_cpu(res, b.x, e, accepted, o.n_steps);
-  detail::finish_diagnostics(res, o.n_steps);
-  return res;
+  chains.run(energy, o.n_steps, s, draws, detail::trace_of(res));
+  return detail::finish_cpu(std::move(res), chains, o.n_steps);
 }
 
 McmcResult hmc_sample(const Energy& energy, const float* x0, int64_t n_chains, const HmcOptions& o,
                       Device device) {
   const char* who = "hmc_sample";
-  detail::McmcStart start =
+  const detail::McmcStart start =
       detail::start_mcmc(energy, x0, n_chains, o.n_steps, o.seed, o.first_chain, device, who);
   if (o.n_leapfrog < 1)
     throw InvalidArgument("hmc_sample: n_leapfrog must be >= 1, got " +
@@ -224,60 +157,13 @@ McmcResult hmc_sample(const Energy& energy, const float* x0, int64_t n_chains, c
     return res;
   }
 #endif
-  std::vector<float>& x = start.x;
+  detail::HmcChains chains(n_chains, dim);
+  chains.start(energy, start.x.data(), n_chains);
+  detail::require_finite_start(chains.energies(), who);
   const detail::McmcDraws draws(o.noise, o.seed, o.first_chain, o.step_offset, n_chains, dim);
-  if (detail::has_chainwise_path(energy)) {
-    std::vector<float> e(n_chains);
-    std::vector<int> accepted(n_chains, 0);
-    detail::hmc_chainwise(energy, x, e, accepted, o.n_steps, o.n_leapfrog, eps, mass, draws, res,
-                          who);
-    detail::finish_cpu(res, x, e, accepted, o.n_steps);
-    detail::finish_diagnostics(res, o.n_steps);
-    return res;
-  }
-  const std::size_t nd = static_cast<std::size_t>(n_chains) * dim;
-  std::vector<float> g(nd), e(n_chains), x1(nd), g1(nd), e1(n_chains), p(nd), z(dim);
-  std::vector<double> h0(n_chains);
-  std::vector<int> accepted(n_chains, 0);
-  energy.gradient(x.data(), n_chains, g.data(), e.data());
-  detail::require_finite_start(e, who);
-  for (int t = 0; t < o.n_steps; ++t) {
-    const float h = eps[t];
-    for (int64_t r = 0; r < n_chains; ++r) {
-      draws.normals(r, t, z.data());
-      double kinetic = 0;
-      for (int i = 0; i < dim; ++i) {
-        const std::size_t k = r * dim + i;
-        p[k] = std::sqrt(mass[i]) * z[i];
-        kinetic += detail::hmc_kinetic(p[k], mass[i]);
-      }
-      h0[r] = static_cast<double>(e[r]) + kinetic;
-    }
-    x1 = x;
-    g1 = g;
-    for (int l = 0; l < o.n_leapfrog; ++l) {
-      for (std::size_t k = 0; k < nd; ++k) {
-        p[k] = detail::hmc_half_kick(p[k], h, g1[k]);
-        x1[k] = detail::hmc_drift(x1[k], p[k], h, mass[k % dim]);
-      }
-      energy.gradient(x1.data(), n_chains, g1.data(), e1.data());
-      for (std::size_t k = 0; k < nd; ++k) p[k] = detail::hmc_half_kick(p[k], h, g1[k]);
-    }
-    for (int64_t r = 0; r < n_chains; ++r) {
-      const std::size_t k0 = r * dim;
-      double kinetic = 0;
-      for (int i = 0; i < dim; ++i) kinetic += detail::hmc_kinetic(p[k0 + i], mass[i]);
-      const double log_alpha = detail::hmc_log_alpha(h0[r], static_cast<double>(e1[r]) + kinetic);
-      const bool ok = std::isfinite(e1[r]) && detail::finite_row(&x1[k0], dim) &&
-                      detail::finite_row(&g1[k0], dim);
-      const bool accept = ok && detail::mcmc_accept(draws.uniform(r, t), log_alpha);
-      detail::keep_if_accepted(accept, r, dim, x1, g1, e1, x, g, e, accepted);
-    }
-    detail::record_energies(res, e, t);
-  }
-  detail::finish_cpu(res, x, e, accepted, o.n_steps);
-  detail::finish_diagnostics(res, o.n_steps);
-  return res;
+  chains.run(energy, o.n_steps, {eps.data(), mass.data(), o.n_leapfrog}, draws,
+             detail::trace_of(res));
+  return detail::finish_cpu(std::move(res), chains, o.n_steps);
 }
 
 }  // namespace cuebm

@@ -1,19 +1,23 @@
-// MALA and HMC chains on the CPU (host/sampling/mcmc_chains.hpp). Every step evaluates all
-// proposals in one batched call; the per-chain accept/reject is the shared math of
+// MALA and HMC chains on the CPU (host/sampling/mcmc_chains.hpp): the batched path, where every
+// step evaluates all proposals in one call; the per-chain accept/reject is the shared math of
 // kernels/sampling/mcmc.cuh, as on the GPU.
 #include "host/sampling/mcmc_chains.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+
+#include "cuebm/runtime/error.hpp"
+#include "host/sampling/mcmc_chainwise.hpp"
 
 namespace cuebm::detail {
 namespace {
 
-bool finite_row(const float* v, int dim) {
-  for (int i = 0; i < dim; ++i)
-    if (!std::isfinite(v[i])) return false;
-  return true;
+// E of the first `rows` chains after step t into the trace (when there is one).
+template <class T>
+void record_energies(float* trace, const std::vector<T>& e, int64_t rows, int t) {
+  if (trace) std::copy_n(e.begin(), rows, trace + static_cast<int64_t>(t) * rows);
 }
 
 }  // namespace
@@ -51,19 +55,15 @@ void MalaChains::start(const Energy& energy, const float* x, int64_t rows) {
 }
 
 void MalaChains::run(const Energy& energy, int n_steps, const MalaSchedule& s,
-                     const McmcDraws& draws, const AfterStep& after_step) {
-  const int64_t rows = b_.n;
+                     const McmcDraws& draws, float* energy_trace) {
+  if (has_chainwise_path(energy)) return run_chainwise(energy, n_steps, s, draws, energy_trace);
   for (int t = 0; t < n_steps; ++t) {
     mala_step(
         b_, s.eta[t], [&](int64_t) { return s.coef[t]; }, [&](int64_t) { return s.temperature[t]; },
         [&](int64_t r, float* eps) { draws.normals(r, t, eps); },
-        [&](int64_t r) { return draws.uniform(r, t); },
-        [&](const std::vector<float>& x1, std::vector<float>& g1, std::vector<double>& e1) {
-          energy.gradient(x1.data(), rows, g1.data(), e_.data());
-          std::copy_n(e_.begin(), rows, e1.begin());
-        },
+        [&](int64_t r) { return draws.uniform(r, t); }, batched_evaluate(energy, b_.n, e_.data()),
         [&](int64_t r) { ++accepted_[r]; });
-    if (after_step) after_step(t);
+    record_energies(energy_trace, b_.e, b_.n, t);
   }
 }
 
@@ -95,12 +95,14 @@ void HmcChains::start(const Energy& energy, const float* x, int64_t rows, float 
   std::fill_n(accepted_.begin(), rows, 0);
 }
 
-void HmcChains::run(const Energy& energy, int n_steps, const float* eps, const float* mass,
-                    int n_leapfrog, const McmcDraws& draws, const AfterStep& after_step) {
+void HmcChains::run(const Energy& energy, int n_steps, const HmcSettings& hs,
+                    const McmcDraws& draws, float* energy_trace) {
+  if (has_chainwise_path(energy)) return run_chainwise(energy, n_steps, hs, draws, energy_trace);
   const int dim = dim_;
+  const float* mass = hs.mass;
   const std::size_t nd = static_cast<std::size_t>(n_) * dim;
   for (int t = 0; t < n_steps; ++t) {
-    const float h = eps[t];
+    const float h = hs.eps[t];
     for (int64_t r = 0; r < n_; ++r) {
       draws.normals(r, t, z_.data());
       double kinetic = 0;
@@ -113,7 +115,7 @@ void HmcChains::run(const Energy& energy, int n_steps, const float* eps, const f
     }
     std::copy_n(x_.begin(), nd, x1_.begin());
     std::copy_n(g_.begin(), nd, g1_.begin());
-    for (int l = 0; l < n_leapfrog; ++l) {
+    for (int l = 0; l < hs.n_leapfrog; ++l) {
       for (std::size_t k = 0; k < nd; ++k) {
         p_[k] = hmc_half_kick(p_[k], h, g1_[k]);
         x1_[k] = hmc_drift(x1_[k], p_[k], h, mass[k % dim]);
@@ -127,7 +129,7 @@ void HmcChains::run(const Energy& energy, int n_steps, const float* eps, const f
       for (int i = 0; i < dim; ++i) kinetic += hmc_kinetic(p_[k0 + i], mass[i]);
       const double log_alpha = hmc_log_alpha(h0_[r], static_cast<double>(e1_[r]) + kinetic);
       const bool ok =
-          std::isfinite(e1_[r]) && finite_row(&x1_[k0], dim) && finite_row(&g1_[k0], dim);
+          std::isfinite(e1_[r]) && all_finite(&x1_[k0], dim) && all_finite(&g1_[k0], dim);
       if (ok && mcmc_accept(draws.uniform(r, t), log_alpha)) {
         std::copy(&x1_[k0], &x1_[k0] + dim, &x_[k0]);
         std::copy(&g1_[k0], &g1_[k0] + dim, &g_[k0]);
@@ -135,7 +137,7 @@ void HmcChains::run(const Energy& energy, int n_steps, const float* eps, const f
         ++accepted_[r];
       }
     }
-    if (after_step) after_step(t);
+    record_energies(energy_trace, e_, n_, t);
   }
 }
 

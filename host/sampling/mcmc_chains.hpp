@@ -1,17 +1,19 @@
-// MALA and HMC chains on the CPU with every buffer sized once: the cores of mala_sample and
-// hmc_sample (host/sampling/mcmc.cpp), which the CD trainer's negatives reuse step after step
-// without allocating. A chain is keyed by McmcDraws (seed, chain id, step_offset + t), so running
-// s steps and then continuing with step_offset = s equals one run of the sum.
+// MALA and HMC chains on the CPU with every buffer sized once: the single CPU core of mala_sample
+// and hmc_sample (host/sampling/mcmc.cpp) and of the CD trainer's negatives, which reuse it step
+// after step without allocating. A chain is keyed by McmcDraws (seed, chain id, step_offset + t),
+// so running s steps and then continuing with step_offset = s equals one run of the sum.
+//
+// run() picks the path: energies with a chain-at-a-time path (has_chainwise_path of
+// mcmc_chainwise.hpp, the analytic energies) run each chain through all steps on one thread
+// (mcmc_chainwise.cpp); every other
+// energy evaluates all chains' proposals in one batched call per step. Both take the same
+// decisions from the same numbers, bit for bit.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
-#include <functional>
-#include <string>
 #include <vector>
 
 #include "cuebm/models/energy.hpp"
-#include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/schedule.hpp"
 #include "host/sampling/mala_step.hpp"
 #include "host/sampling/mcmc_draws.hpp"
@@ -28,20 +30,6 @@ struct MalaSchedule {
 MalaSchedule mala_schedule(const Schedule& step_size, const Schedule& noise_scale, int n_steps,
                            const char* who);
 
-// Throws InvalidArgument (as mala_sample and hmc_sample do) naming the first of rows chains whose
-// initial energy is not finite.
-template <class T>
-void require_finite_energies(const std::vector<T>& e, int64_t rows, const char* who) {
-  for (int64_t r = 0; r < rows; ++r)
-    if (!std::isfinite(e[r]))
-      throw InvalidArgument(std::string(who) + ": the energy of chain " + std::to_string(r) +
-                            "'s initial state is not finite (" +
-                            std::to_string(static_cast<float>(e[r])) + ")");
-}
-
-// Called after step t (may be empty).
-using AfterStep = std::function<void(int t)>;
-
 class MalaChains {
  public:
   MalaChains(int64_t max_rows, int dim);
@@ -49,9 +37,10 @@ class MalaChains {
   // Loads rows (<= max_rows) chains' states (rows x dim), evaluates them and clears the
   // acceptance counts. Check energies() for non-finite starts.
   void start(const Energy& energy, const float* x, int64_t rows);
-  // n_steps MALA steps; step t uses s's values at t and draws (row, t).
+  // n_steps MALA steps; step t uses s's values at t and draws (row, t). energy_trace: null, or
+  // n_steps x rows floats that receive E of every chain after every step.
   void run(const Energy& energy, int n_steps, const MalaSchedule& s, const McmcDraws& draws,
-           const AfterStep& after_step = {});
+           float* energy_trace = nullptr);
 
   int64_t rows() const { return b_.n; }
   const float* states() const { return b_.x.data(); }  // rows x dim
@@ -59,9 +48,21 @@ class MalaChains {
   const std::vector<int>& accepted() const { return accepted_; }  // per row, since start()
 
  private:
+  // run() one chain at a time (mcmc_chainwise.cpp).
+  void run_chainwise(const Energy& energy, int n_steps, const MalaSchedule& s,
+                     const McmcDraws& draws, float* energy_trace);
+
   MalaBatch b_;
   std::vector<float> e_;  // the energies as the batched call writes them
   std::vector<int> accepted_;
+};
+
+// What HmcChains::run needs besides the draws: step t has step size eps[t]; mass is the diagonal
+// of M (dim values).
+struct HmcSettings {
+  const float* eps;
+  const float* mass;
+  int n_leapfrog;
 };
 
 class HmcChains {
@@ -71,10 +72,9 @@ class HmcChains {
   // As MalaChains::start. The chains target exp(-E * inv_temperature): E and dE/dx are scaled
   // by it after every evaluation (not at all when it is 1, hmc_sample's target exp(-E)).
   void start(const Energy& energy, const float* x, int64_t rows, float inv_temperature = 1.0f);
-  // n_steps HMC steps of n_leapfrog leapfrog steps; step t has step size eps[t]; mass is the
-  // diagonal of M (dim values).
-  void run(const Energy& energy, int n_steps, const float* eps, const float* mass, int n_leapfrog,
-           const McmcDraws& draws, const AfterStep& after_step = {});
+  // n_steps HMC steps; energy_trace as MalaChains::run's.
+  void run(const Energy& energy, int n_steps, const HmcSettings& h, const McmcDraws& draws,
+           float* energy_trace = nullptr);
 
   int64_t rows() const { return n_; }
   const float* states() const { return x_.data(); }          // rows x dim
@@ -83,6 +83,9 @@ class HmcChains {
 
  private:
   void evaluate(const Energy& energy, const float* x, float* g, float* e) const;
+  // run() one chain at a time (mcmc_chainwise.cpp).
+  void run_chainwise(const Energy& energy, int n_steps, const HmcSettings& h,
+                     const McmcDraws& draws, float* energy_trace);
 
   int64_t n_ = 0;
   int dim_;

@@ -1,12 +1,14 @@
-// One chain at a time on the CPU (host/sampling/mcmc_chainwise.hpp): each step below is the
-// batched path's (host/sampling/mcmc.cpp, mala_step.hpp) for one row, in the same order.
+// One chain at a time on the CPU (host/sampling/mcmc_chainwise.hpp): MalaChains::run_chainwise
+// and HmcChains::run_chainwise. Each step below is the batched path's (mcmc_chains.cpp,
+// mala_step.hpp) for one row, in the same order, from and into the same state buffers.
 #include "host/sampling/mcmc_chainwise.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "cuebm/models/analytic.hpp"
 #include "host/models/parallel.hpp"
-#include "host/sampling/mcmc_support.hpp"
+#include "host/sampling/mcmc_chains.hpp"
 #include "kernels/models/analytic.cuh"
 #include "kernels/sampling/mcmc.cuh"
 
@@ -17,19 +19,8 @@ namespace {
 // threads over a few hundred chains.
 constexpr int64_t kChainsPerTask = 16;
 
-bool all_finite(const float* v, int dim) {
-  for (int i = 0; i < dim; ++i)
-    if (!std::isfinite(v[i])) return false;
-  return true;
-}
-
-// The initial energies (into e), checked before any chain moves, as the batched path does.
-void initial_energies(const AnalyticParams& p, const std::vector<float>& x, std::vector<float>& e,
-                      const char* who) {
-  const int dim = p.dim;
-  parallel_for(static_cast<int64_t>(e.size()),
-               [&](int64_t r) { e[r] = analytic_energy_grad(p, &x[r * dim], 1, nullptr, 0); });
-  require_finite_start(e, who);
+AnalyticParams params_of(const Energy& energy) {
+  return analytic_params(dynamic_cast<const AnalyticEnergy&>(energy));
 }
 
 // body(row, scratch) for every chain, kChainsPerTask chains per task; scratch holds
@@ -44,8 +35,15 @@ void for_each_chain(int64_t n, int dim, int vectors, Body&& body) {
   });
 }
 
-float* trace_of(McmcResult& res) {
-  return res.energy_trace.empty() ? nullptr : res.energy_trace.data();
+// The proposal (x1, g1, e1) replaces the state (x0, g0, e0) when accepted; returns `accept`.
+template <class E>
+bool keep_if(bool accept, int dim, const float* x1, const float* g1, E e1, float* x0, float* g0,
+             E& e0) {
+  if (!accept) return false;
+  std::copy(x1, x1 + dim, x0);
+  std::copy(g1, g1 + dim, g0);
+  e0 = e1;
+  return true;
 }
 
 }  // namespace
@@ -54,19 +52,15 @@ bool has_chainwise_path(const Energy& energy) {
   return dynamic_cast<const AnalyticEnergy*>(&energy) != nullptr;
 }
 
-void mala_chainwise(const Energy& energy, std::vector<float>& x, std::vector<float>& e,
-                    std::vector<int>& accepted, int n_steps, const MalaStepValues& s,
-                    const McmcDraws& draws, McmcResult& res, const char* who) {
-  const AnalyticParams p = analytic_params(dynamic_cast<const AnalyticEnergy&>(energy));
-  const int dim = p.dim;
-  const int64_t n = static_cast<int64_t>(e.size());
-  initial_energies(p, x, e, who);
-  float* trace = trace_of(res);
-  for_each_chain(n, dim, 4, [&](int64_t r, float* scratch) {
-    float* x0 = &x[r * dim];
-    float *g0 = scratch, *x1 = scratch + dim, *g1 = scratch + 2 * dim, *eps = scratch + 3 * dim;
-    double e0 = analytic_energy_grad(p, x0, 1, g0, 1);
-    int acc = 0;
+void MalaChains::run_chainwise(const Energy& energy, int n_steps, const MalaSchedule& s,
+                               const McmcDraws& draws, float* trace) {
+  const AnalyticParams p = params_of(energy);
+  const int dim = b_.dim;
+  const int64_t n = b_.n;
+  for_each_chain(n, dim, 3, [&](int64_t r, float* scratch) {
+    float *x0 = &b_.x[r * dim], *g0 = &b_.g[r * dim];
+    float *x1 = scratch, *g1 = scratch + dim, *eps = scratch + 2 * dim;
+    double e0 = b_.e[r];
     for (int t = 0; t < n_steps; ++t) {
       const float eta = s.eta[t], coef = s.coef[t];
       draws.normals(r, t, eps);
@@ -83,36 +77,32 @@ void mala_chainwise(const Energy& energy, std::vector<float>& x, std::vector<flo
         ok = ok && std::isfinite(g1[i]);
       }
       const double log_alpha = mala_log_alpha(e0, e1, fwd, rev, eta, s.temperature[t]);
-      if (ok && mcmc_accept(draws.uniform(r, t), log_alpha)) {
-        std::copy(x1, x1 + dim, x0);
-        std::copy(g1, g1 + dim, g0);
-        e0 = e1;
-        ++acc;
-      }
+      const bool accept = ok && mcmc_accept(draws.uniform(r, t), log_alpha);
+      accepted_[r] += keep_if(accept, dim, x1, g1, e1, x0, g0, e0);
       if (trace) trace[static_cast<int64_t>(t) * n + r] = static_cast<float>(e0);
     }
-    e[r] = static_cast<float>(e0);
-    accepted[r] = acc;
+    b_.e[r] = e0;
   });
 }
 
-void hmc_chainwise(const Energy& energy, std::vector<float>& x, std::vector<float>& e,
-                   std::vector<int>& accepted, int n_steps, int n_leapfrog,
-                   const std::vector<float>& step_size, const std::vector<float>& mass,
-                   const McmcDraws& draws, McmcResult& res, const char* who) {
-  const AnalyticParams p = analytic_params(dynamic_cast<const AnalyticEnergy&>(energy));
-  const int dim = p.dim;
-  const int64_t n = static_cast<int64_t>(e.size());
-  initial_energies(p, x, e, who);
-  float* trace = trace_of(res);
-  for_each_chain(n, dim, 5, [&](int64_t r, float* scratch) {
-    float* x0 = &x[r * dim];
-    float *g0 = scratch, *x1 = scratch + dim, *g1 = scratch + 2 * dim, *mom = scratch + 3 * dim,
-          *z = scratch + 4 * dim;
-    float e0 = analytic_energy_grad(p, x0, 1, g0, 1);
-    int acc = 0;
+void HmcChains::run_chainwise(const Energy& energy, int n_steps, const HmcSettings& hs,
+                              const McmcDraws& draws, float* trace) {
+  const AnalyticParams p = params_of(energy);
+  const int dim = dim_;
+  const float* mass = hs.mass;
+  // HmcChains::evaluate for one row: E and dE/dx scaled by 1 / T.
+  const auto evaluate_row = [&](const float* x, float* g) {
+    float e = analytic_energy_grad(p, x, 1, g, 1);
+    if (inv_t_ == 1.0f) return e;
+    for (int i = 0; i < dim; ++i) g[i] *= inv_t_;
+    return e * inv_t_;
+  };
+  for_each_chain(n_, dim, 4, [&](int64_t r, float* scratch) {
+    float *x0 = &x_[r * dim], *g0 = &g_[r * dim];
+    float *x1 = scratch, *g1 = scratch + dim, *mom = scratch + 2 * dim, *z = scratch + 3 * dim;
+    float e0 = e_[r];
     for (int t = 0; t < n_steps; ++t) {
-      const float h = step_size[t];
+      const float h = hs.eps[t];
       draws.normals(r, t, z);
       double kinetic = 0;
       for (int i = 0; i < dim; ++i) {
@@ -123,28 +113,23 @@ void hmc_chainwise(const Energy& energy, std::vector<float>& x, std::vector<floa
       }
       const double h0 = static_cast<double>(e0) + kinetic;
       float e1 = e0;
-      for (int l = 0; l < n_leapfrog; ++l) {
+      for (int l = 0; l < hs.n_leapfrog; ++l) {
         for (int i = 0; i < dim; ++i) {
           mom[i] = hmc_half_kick(mom[i], h, g1[i]);
           x1[i] = hmc_drift(x1[i], mom[i], h, mass[i]);
         }
-        e1 = analytic_energy_grad(p, x1, 1, g1, 1);
+        e1 = evaluate_row(x1, g1);
         for (int i = 0; i < dim; ++i) mom[i] = hmc_half_kick(mom[i], h, g1[i]);
       }
       kinetic = 0;
       for (int i = 0; i < dim; ++i) kinetic += hmc_kinetic(mom[i], mass[i]);
       const double log_alpha = hmc_log_alpha(h0, static_cast<double>(e1) + kinetic);
       const bool ok = std::isfinite(e1) && all_finite(x1, dim) && all_finite(g1, dim);
-      if (ok && mcmc_accept(draws.uniform(r, t), log_alpha)) {
-        std::copy(x1, x1 + dim, x0);
-        std::copy(g1, g1 + dim, g0);
-        e0 = e1;
-        ++acc;
-      }
-      if (trace) trace[static_cast<int64_t>(t) * n + r] = e0;
+      const bool accept = ok && mcmc_accept(draws.uniform(r, t), log_alpha);
+      accepted_[r] += keep_if(accept, dim, x1, g1, e1, x0, g0, e0);
+      if (trace) trace[static_cast<int64_t>(t) * n_ + r] = e0;
     }
-    e[r] = e0;
-    accepted[r] = acc;
+    e_[r] = e0;
   });
 }
 

@@ -4,17 +4,24 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/runtime/philox.cuh"
+#include "host/sampling/mcmc_draws.hpp"
 #include "kernels/sampling/mcmc.cuh"
+#include "kernels/sampling/tempering_swap.cuh"
 
 namespace cuebm::detail {
-namespace {
 
-// Swap decisions: a Philox subsequence per chain, far from every MALA chain id (as
-// parallel_tempering's).
-constexpr uint64_t kSwapStreams = uint64_t{1} << 62;
+std::vector<double> geometric_ladder(double t_min, double t_max, int R) {
+  std::vector<double> t;
+  for (int r = 0; r < R; ++r)
+    t.push_back(t_min * std::pow(t_max / t_min, static_cast<double>(r) / (R - 1)));
+  return t;
+}
 
-}  // namespace
+void replicate_chains(const float* x, int64_t n_chains, int R, int dim, float* replicas) {
+  for (int64_t c = 0; c < n_chains; ++c)
+    for (int r = 0; r < R; ++r)
+      std::copy(x + c * dim, x + (c + 1) * dim, replicas + (c * R + r) * dim);
+}
 
 TemperingChains::TemperingChains(int64_t max_chains, int n_replicas, int dim)
     : R_(n_replicas),
@@ -26,12 +33,19 @@ TemperingChains::TemperingChains(int64_t max_chains, int n_replicas, int dim)
       tried_(n_replicas - 1) {}
 
 void TemperingChains::start(const Energy& energy, const float* x, int64_t n_chains) {
-  const int dim = b_.dim;
+  replicate_chains(x, n_chains, R_, b_.dim, b_.x.data());
+  evaluate_start(energy, n_chains);
+}
+
+void TemperingChains::start_replicas(const Energy& energy, const float* replicas,
+                                     int64_t n_chains) {
+  std::copy(replicas, replicas + n_chains * R_ * b_.dim, b_.x.begin());
+  evaluate_start(energy, n_chains);
+}
+
+void TemperingChains::evaluate_start(const Energy& energy, int64_t n_chains) {
   n_chains_ = n_chains;
   b_.n = n_chains * R_;
-  for (int64_t c = 0; c < n_chains; ++c)
-    for (int r = 0; r < R_; ++r)
-      std::copy(x + c * dim, x + (c + 1) * dim, &b_.x[(c * R_ + r) * dim]);
   energy.gradient(b_.x.data(), b_.n, b_.g.data(), e_.data());
   std::copy_n(e_.begin(), b_.n, b_.e.begin());
   std::fill(moves_.begin(), moves_.end(), 0);
@@ -43,34 +57,24 @@ void TemperingChains::run(const Energy& energy, const std::vector<double>& temps
                           int n_steps, int swap_every, uint64_t seed, uint64_t first_chain,
                           uint64_t step_offset) {
   const int R = R_, dim = b_.dim;
-  const int64_t rows = b_.n;
   for (int r = 0; r < R; ++r) coef_[r] = static_cast<float>(std::sqrt(2.0 * eta * temps[r]));
-  const auto chain_id = [&](int64_t row) { return first_chain + static_cast<uint64_t>(row); };
+  const McmcDraws draws(nullptr, seed, first_chain, step_offset, b_.n, dim);
   for (int t = 0; t < n_steps; ++t) {
-    const uint64_t step = step_offset + static_cast<uint64_t>(t);
     mala_step(
         b_, eta, [&](int64_t row) { return coef_[row % R]; },
         [&](int64_t row) { return temps[row % R]; },
-        [&](int64_t row, float* eps) {
-          for (int q = 0; 4 * q < dim; ++q) {
-            const Normal4 z = mcmc_normal4(seed, chain_id(row), step, dim, q);
-            for (int k = 0; k < 4 && 4 * q + k < dim; ++k) eps[4 * q + k] = z.v[k];
-          }
-        },
-        [&](int64_t row) { return mcmc_uniform(seed, chain_id(row), step, dim); },
-        [&](const std::vector<float>& x1, std::vector<float>& g1, std::vector<double>& e1) {
-          energy.gradient(x1.data(), rows, g1.data(), e_.data());
-          std::copy_n(e_.begin(), rows, e1.begin());
-        },
-        [&](int64_t row) { ++moves_[row % R]; });
+        [&](int64_t row, float* eps) { draws.normals(row, t, eps); },
+        [&](int64_t row) { return draws.uniform(row, t); },
+        batched_evaluate(energy, b_.n, e_.data()), [&](int64_t row) { ++moves_[row % R]; });
+    const uint64_t step = step_offset + static_cast<uint64_t>(t);
     if ((step + 1) % static_cast<uint64_t>(swap_every) != 0) continue;
     const uint64_t round = (step + 1) / static_cast<uint64_t>(swap_every) - 1;
     const int parity = static_cast<int>(round % 2);
     for (int64_t c = 0; c < n_chains_; ++c)
       for (int r = parity; r + 1 < R; r += 2) {
         const int64_t lo = c * R + r, hi = lo + 1;
-        const double log_alpha = (1.0 / temps[r] - 1.0 / temps[r + 1]) * (b_.e[lo] - b_.e[hi]);
-        const float u = philox_uniform(seed, kSwapStreams + first_chain + c, round * R + r);
+        const double log_alpha = swap_log_alpha(temps[r], temps[r + 1], b_.e[lo], b_.e[hi]);
+        const float u = swap_uniform(seed, first_chain, static_cast<uint64_t>(c), round, R, r);
         ++tried_[r];
         if (mcmc_accept(u, log_alpha)) {
           std::swap_ranges(&b_.x[lo * dim], &b_.x[lo * dim] + dim, &b_.x[hi * dim]);

@@ -76,11 +76,7 @@ void validate_negative_sampler(const TrainerOptions& o, int dim, const char* who
 std::vector<double> tempering_ladder(const TrainerOptions& o) {
   const double t_min = temperature(o);
   const double t_max = o.negatives.t_max > 0 ? o.negatives.t_max : 10 * t_min;
-  const int R = o.negatives.replicas;
-  std::vector<double> t;
-  for (int r = 0; r < R; ++r)
-    t.push_back(t_min * std::pow(t_max / t_min, static_cast<double>(r) / (R - 1)));
-  return t;
+  return geometric_ladder(t_min, t_max, o.negatives.replicas);
 }
 
 McmcNegatives::McmcNegatives(const TrainerOptions& o, int dim, int n_steps, int64_t max_rows)
@@ -121,7 +117,7 @@ double McmcNegatives::run(const Energy& energy, float* x, int64_t rows, uint64_t
     for (int64_t r = 0; r < rows; ++r) accepted += mala_chains_->accepted()[r];
   } else if (hmc_chains_) {
     hmc_chains_->start(energy, x, rows, inv_temperature_);
-    hmc_chains_->run(energy, n_steps_, hmc_eps_.data(), mass_.data(), leapfrog_, draws);
+    hmc_chains_->run(energy, n_steps_, {hmc_eps_.data(), mass_.data(), leapfrog_}, draws);
     std::copy(hmc_chains_->states(), hmc_chains_->states() + rows * dim_, x);
     for (int64_t r = 0; r < rows; ++r) accepted += hmc_chains_->accepted()[r];
   } else {
