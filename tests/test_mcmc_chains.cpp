@@ -83,11 +83,7 @@ TEST(McmcChains, ContinuedChainwiseRunsEqualOnePublicRun) {
   const int dim = 2, first = 5, rest = 8;
   const std::vector<float> x0 = start_rows(n, dim);
 
-  MalaOptions m;
-  m.step_size = 0.01f;
-  m.noise_scale = 0.7f;
-  m.n_steps = first + rest;
-  m.seed = 3;
+  const MalaOptions m{.step_size = 0.01f, .noise_scale = 0.7f, .n_steps = first + rest, .seed = 3};
   const McmcResult mala = mala_sample(energy, x0.data(), n, m);
   const detail::MalaSchedule s =
       detail::mala_schedule(m.step_size, m.noise_scale, m.n_steps, "test");
@@ -97,11 +93,8 @@ TEST(McmcChains, ContinuedChainwiseRunsEqualOnePublicRun) {
   mc.run(energy, rest, s, detail::McmcDraws(nullptr, m.seed, 0, first, n, dim));
   EXPECT_TRUE(same_bits(mc.states(), mala.samples.data(), n * dim));
 
-  HmcOptions h;
-  h.step_size = 0.05f;
-  h.n_leapfrog = 3;
-  h.n_steps = first + rest;
-  h.seed = 4;
+  const HmcOptions h{
+      .step_size = 0.05f, .n_leapfrog = 3, .mass = {}, .n_steps = first + rest, .seed = 4};
   const McmcResult hmc = hmc_sample(energy, x0.data(), n, h);
   const std::vector<float> eps(h.n_steps, 0.05f), mass(dim, 1.0f);
   detail::HmcChains hc(n, dim);

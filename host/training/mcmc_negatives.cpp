@@ -17,19 +17,19 @@ float constant_value(const Schedule& s, const std::string& who, const char* what
   return s.start();
 }
 
-double temperature(const TrainerOptions& o) {
+}  // namespace
+
+double negatives_temperature(const TrainerOptions& o) {
   const double sigma = o.sampler.noise_scale.start();
   return sigma * sigma;
 }
 
-float hmc_step(const TrainerOptions& o) {
+float negatives_hmc_step(const TrainerOptions& o) {
   const NegativeSamplerOptions& n = o.negatives;
   return n.hmc_step_size > 0
              ? n.hmc_step_size
              : std::sqrt(2.0f * o.sampler.step_size.start()) * o.sampler.noise_scale.start();
 }
-
-}  // namespace
 
 void validate_negative_sampler(const TrainerOptions& o, int dim, const char* who_c) {
   const std::string who = who_c;
@@ -48,8 +48,8 @@ void validate_negative_sampler(const TrainerOptions& o, int dim, const char* who
         throw InvalidArgument(who + ": HMC step size must be finite and >= 0 (0: derived), got " +
                               std::to_string(n.hmc_step_size));
       full_mass(n.mass, dim, (who + ": HMC").c_str());
-      if (!(std::isfinite(hmc_step(o)) && hmc_step(o) > 0))
-        throw InvalidArgument(who + ": HMC step size " + std::to_string(hmc_step(o)) +
+      if (!(std::isfinite(negatives_hmc_step(o)) && negatives_hmc_step(o) > 0))
+        throw InvalidArgument(who + ": HMC step size " + std::to_string(negatives_hmc_step(o)) +
                               " is not finite and > 0");
       return;
     }
@@ -62,10 +62,10 @@ void validate_negative_sampler(const TrainerOptions& o, int dim, const char* who
       if (n.swap_every < 1)
         throw InvalidArgument(who + ": tempering needs swap_every >= 1, got " +
                               std::to_string(n.swap_every));
-      if (!(std::isfinite(n.t_max) && (n.t_max == 0 || n.t_max > temperature(o))))
-        throw InvalidArgument(who +
-                              ": tempering's t_max must be 0 (10 sigma^2) or above sigma^2 = " +
-                              std::to_string(temperature(o)) + ", got " + std::to_string(n.t_max));
+      if (!(std::isfinite(n.t_max) && (n.t_max == 0 || n.t_max > negatives_temperature(o))))
+        throw InvalidArgument(
+            who + ": tempering's t_max must be 0 (10 sigma^2) or above sigma^2 = " +
+            std::to_string(negatives_temperature(o)) + ", got " + std::to_string(n.t_max));
       return;
     }
   }
@@ -74,7 +74,7 @@ void validate_negative_sampler(const TrainerOptions& o, int dim, const char* who
 }
 
 std::vector<double> tempering_ladder(const TrainerOptions& o) {
-  const double t_min = temperature(o);
+  const double t_min = negatives_temperature(o);
   const double t_max = o.negatives.t_max > 0 ? o.negatives.t_max : 10 * t_min;
   return geometric_ladder(t_min, t_max, o.negatives.replicas);
 }
@@ -88,10 +88,10 @@ McmcNegatives::McmcNegatives(const TrainerOptions& o, int dim, int n_steps, int6
       mala_chains_ = std::make_unique<MalaChains>(max_rows, dim);
       break;
     case NegativeSampler::hmc:
-      hmc_eps_.assign(std::max(n_steps, 1), hmc_step(o));
+      hmc_eps_.assign(std::max(n_steps, 1), negatives_hmc_step(o));
       mass_ = full_mass(o.negatives.mass, dim, "CDTrainer HMC");
       leapfrog_ = o.negatives.leapfrog;
-      inv_temperature_ = static_cast<float>(1.0 / temperature(o));
+      inv_temperature_ = static_cast<float>(1.0 / negatives_temperature(o));
       hmc_chains_ = std::make_unique<HmcChains>(max_rows, dim);
       break;
     case NegativeSampler::tempering:

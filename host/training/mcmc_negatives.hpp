@@ -21,6 +21,11 @@ namespace cuebm::detail {
 // checked for Langevin.
 void validate_negative_sampler(const TrainerOptions& options, int dim, const char* who);
 
+// sigma^2 of the negatives' target exp(-E / sigma^2), in double (the sampler's noise scale).
+double negatives_temperature(const TrainerOptions& options);
+// HMC's leapfrog step: negatives.hmc_step_size, or sqrt(2 eta) sigma when that is 0.
+float negatives_hmc_step(const TrainerOptions& options);
+
 // The ladder of the tempering negatives: `replicas` temperatures geometric from sigma^2 to t_max.
 std::vector<double> tempering_ladder(const TrainerOptions& options);
 
