@@ -102,4 +102,55 @@ CUEBM_HD auto dispatch_activation(Activation a, F&& f) {
   }
 }
 
+// The first three derivatives of an activation at the pre-activation z, for the score-matching
+// losses (kernels/training/score_matching.cuh): the input Hessian needs the second derivative,
+// and the parameter gradient through it the third. Same forms as activate_derivative.
+struct ActivationJet {
+  float d1, d2, d3;
+};
+
+// ReLU and LeakyReLU are piecewise linear: their second and third derivatives are 0 almost
+// everywhere (PyTorch's double backward gives 0 everywhere), so such an MLP's input Hessian is
+// 0 almost everywhere.
+template <Activation A>
+constexpr bool activation_has_curvature() {
+  return A != Activation::kReLU && A != Activation::kLeakyReLU;
+}
+
+template <Activation A>
+CUEBM_HD ActivationJet activation_jet(float z) {
+  if constexpr (!activation_has_curvature<A>()) {
+    return {activate_derivative<A>(z), 0.0f, 0.0f};
+  } else if constexpr (A == Activation::kSiLU) {
+    // s = sigmoid(z), p = s (1 - s), m = 1 - 2 s: d1 = s (1 + z (1 - s)), d2 = p (2 + z m),
+    // d3 = p (m (3 + z m) - 2 z p).
+    const float s = sigmoidf(z), p = s * (1.0f - s), m = 1.0f - 2.0f * s;
+    return {s * (1.0f + z * (1.0f - s)), p * (2.0f + z * m),
+            p * (m * (3.0f + z * m) - 2.0f * z * p)};
+  } else if constexpr (A == Activation::kTanh) {
+    const float t = tanhf(z), q = 1.0f - t * t;
+    return {q, -2.0f * t * q, q * (6.0f * t * t - 2.0f)};
+  } else if constexpr (A == Activation::kSoftplus) {
+    if (z > 20.0f) return {1.0f, 0.0f, 0.0f};  // the linear branch above the threshold
+    const float s = sigmoidf(z), p = s * (1.0f - s);
+    return {s, p, p * (1.0f - 2.0f * s)};
+  } else {
+    // GELU: d1 = Phi + z phi, d2 = phi (2 - z^2), d3 = z phi (z^2 - 4).
+    const float cdf = 0.5f * (1.0f + erff(z * 0.70710678118654752f));
+    const float pdf = 0.39894228040143268f * expf(-0.5f * z * z);
+    const float z2 = z * z;
+    return {cdf + z * pdf, pdf * (2.0f - z2), z * pdf * (z2 - 4.0f)};
+  }
+}
+
+template <Activation A>
+CUEBM_HD float activate_second_derivative(float z) {
+  return activation_jet<A>(z).d2;
+}
+
+template <Activation A>
+CUEBM_HD float activate_third_derivative(float z) {
+  return activation_jet<A>(z).d3;
+}
+
 }  // namespace cuebm::detail
