@@ -140,6 +140,7 @@ ScoreLoss::ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64
   row_floats_ =
       static_cast<std::size_t>(detail::SmLayout::make(widths_.data(), n_lin, ch.T, ch.S).total);
   grad_sum_.resize(num_params_);
+  weights_t_.resize(num_params_);
   if (max_rows > 0) reserve(max_rows);
 }
 
@@ -183,7 +184,8 @@ double ScoreLoss::evaluate(std::span<const float> params, const float* x, int64_
   const detail::SmChannelCounts ch = channel_counts(options_, spec_);
   const int n_lin = static_cast<int>(widths_.size()) - 1;
   const detail::SmLayout layout = detail::SmLayout::make(widths_.data(), n_lin, ch.T, ch.S);
-  const detail::SmNet net{params.data(), widths_.data(), n_lin};
+  detail::sm_transpose_weights(widths_.data(), n_lin, params.data(), weights_t_.data());
+  const detail::SmNet net{params.data(), weights_t_.data(), widths_.data(), n_lin};
   const detail::SmRowParams p = detail::sm_row_params(options_, iteration);
   const int64_t chunks = num_chunks(n);
   const int64_t per_chunk = (n + chunks - 1) / chunks;

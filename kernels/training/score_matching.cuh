@@ -18,19 +18,21 @@
 // parameter gradient of the row loss is d Phi / d theta, by one hand-derived reverse pass
 // through the channels (sm_reverse), which leaves per layer the adjoints Zbar of the
 // pre-activation channels. Then
-//   dW_h[j][k] += sum_c Zbar_h[j][c] A_{h-1}[k][c],   db_h[j] += Zbar_h[j][0],
-//   dw_out[k]  += sum_t alpha_t A_H[k][1+t] + sum_s beta_s A_H[k][1+T+s],  db_out = 0
+//   dW_h[j][k] += sum_c Zbar_h[c][j] A_{h-1}[c][k],   db_h[j] += Zbar_h[0][j],
+//   dw_out[k]  += sum_t alpha_t A_H[1+t][k] + sum_s beta_s A_H[1+T+s][k],  db_out = 0
 // (sm_add_parameter_gradient). On a GPU those sums over rows and channels are GEMMs over the
 // stored Zbar and A, with rows x channels as the inner dimension.
 //
 // SCRATCH, in floats, element i of a row's scratch at base[map(i)] (SmDense: i; SmStrided:
 // i * ld, for a column layout across GPU threads). SmLayout::make(widths, n_lin, T, S) gives
-// the offsets and `total`: C (D + 3 sum_h h_h + 3 max_width) + 5 D + T D + 2 T + 2 S floats:
-//   A_l (l = 0..H): unit k, channel c at a(l) + k C + c    (A_0 = input, direction, 0)
+// the offsets and `total`: C (D + 3 sum_h h_h + 2 max_width) + 5 D + T D + 2 T + 2 S floats:
+//   A_l (l = 0..H), width n_l: channel c of unit k at a(l) + c n_l + k (channel-major, so the
+//     loops over units are contiguous); A_0 = (x, the directions u, 0)
 //   Z_l, Zbar_l (l = 1..H): pre-activations and their adjoints, same layout
-//   tmp0, tmp1: adjoint ping-pong (max_width C each); trans: a transposed A for the weight
-//   gradient's rank-one updates (max_width C); vec: small per-row vectors (g, u, t, q, alpha,
-//   beta, and three of length D for the noise, a shifted input and a second gradient).
+//   tmp0, tmp1: adjoint ping-pong (max_width C each); vec: small per-row vectors (g, u, t, q,
+//   alpha, beta, and three of length D for the noise, a shifted input and a second gradient).
+// Weights are read from params (W, row j contiguous; the backward passes) and wt (W
+// transposed, column k contiguous; the forward passes).
 //
 // PRECISION. float throughout, as PyTorch's float32; fmaf in the dot products (width <= a few
 // hundred: float is enough). The batch sums of the loss are double, in the caller.
@@ -74,18 +76,34 @@ struct SmBuf {
   CUEBM_HD SmBuf at(int64_t offset) const { return {p + m(offset), m}; }
 };
 
-// The MLP as the row math reads it; params and widths must be readable by the running thread.
+// The MLP as the row math reads it; every pointer readable by the running thread. wt holds
+// each layer's weight transposed ([in][out] row-major) at the layer's weight offset in params
+// (sm_transpose_weights), so every inner loop of the passes runs over contiguous memory.
 struct SmNet {
   const float* params;
+  const float* wt;
   const int* widths;  // n_lin + 1 entries
   int n_lin;
 };
+
+// wt (num_parameters floats; bias slots untouched) from params.
+inline void sm_transpose_weights(const int* widths, int n_lin, const float* params, float* wt) {
+  int64_t off = 0;
+  for (int l = 0; l < n_lin; ++l) {
+    const int n_in = widths[l], n_out = widths[l + 1];
+    for (int j = 0; j < n_out; ++j)
+      for (int k = 0; k < n_in; ++k)
+        wt[off + static_cast<int64_t>(k) * n_out + j] =
+            params[off + static_cast<int64_t>(j) * n_in + k];
+    off += static_cast<int64_t>(n_out) * (n_in + 1);
+  }
+}
 
 struct SmLayout {
   const int* widths;
   int n_lin, D, T, S, C;
   int64_t units, hidden_units, max_width;
-  int64_t z0, zbar0, tmp0, tmp1, trans, vec, total;
+  int64_t z0, zbar0, tmp0, tmp1, vec, total;
   // vec region
   int64_t g, u, t, q, alpha, beta, aux, xb, g2;
 
@@ -107,8 +125,7 @@ struct SmLayout {
     L.zbar0 = L.z0 + L.hidden_units * L.C;
     L.tmp0 = L.zbar0 + L.hidden_units * L.C;
     L.tmp1 = L.tmp0 + L.max_width * L.C;
-    L.trans = L.tmp1 + L.max_width * L.C;
-    L.vec = L.trans + L.max_width * L.C;
+    L.vec = L.tmp1 + L.max_width * L.C;
     L.g = L.vec;
     L.u = L.g + L.D;
     L.t = L.u + static_cast<int64_t>(T) * L.D;
@@ -140,47 +157,53 @@ struct SmLayout {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Passes.
+// Passes. In a block of n units, channel c of unit j is element c n + j.
+
+CUEBM_HD int64_t sm_weight_offset(const SmNet& net, int layer) {
+  int64_t off = 0;
+  for (int l = 0; l < layer; ++l)
+    off += static_cast<int64_t>(net.widths[l + 1]) * (net.widths[l] + 1);
+  return off;
+}
 
 // Primal forward from the input in A_0's channel 0 (sm_set_input); keeps z and act(z) in
 // channel 0 of Z_l and A_l. Returns E.
 template <Activation A, class Map>
 CUEBM_HD float sm_forward_primal(const SmNet& net, const SmLayout& L, SmBuf<Map> s) {
-  const int C = L.C;
-  const float* w = net.params;
+  int64_t off = 0;
   for (int l = 0; l + 1 < net.n_lin; ++l) {
     const int n_in = net.widths[l], n_out = net.widths[l + 1];
-    const float* b = w + static_cast<int64_t>(n_out) * n_in;
+    const float* wt = net.wt + off;
+    const float* b = net.params + off + static_cast<int64_t>(n_out) * n_in;
     const SmBuf<Map> in = s.at(L.a(l)), z = s.at(L.z(l + 1)), a = s.at(L.a(l + 1));
-    for (int j = 0; j < n_out; ++j) {
-      const float* wr = w + static_cast<int64_t>(j) * n_in;
-      float acc = b[j];
-      for (int k = 0; k < n_in; ++k) acc = fmaf(wr[k], in[k * C], acc);
-      z[j * C] = acc;
-      a[j * C] = activate<A>(acc);
+    for (int j = 0; j < n_out; ++j) z[j] = b[j];
+    for (int k = 0; k < n_in; ++k) {
+      const float ak = in[k];
+      const float* wk = wt + static_cast<int64_t>(k) * n_out;
+      for (int j = 0; j < n_out; ++j) z[j] = fmaf(wk[j], ak, z[j]);
     }
-    w = b + n_out;
+    for (int j = 0; j < n_out; ++j) a[j] = activate<A>(z[j]);
+    off += static_cast<int64_t>(n_out) * (n_in + 1);
   }
   const int n_h = net.widths[net.n_lin - 1];
+  const float* w = net.params + off;
   const SmBuf<Map> a = s.at(L.a(net.n_lin - 1));
   float e = w[n_h];
-  for (int k = 0; k < n_h; ++k) e = fmaf(w[k], a[k * C], e);
+  for (int k = 0; k < n_h; ++k) e = fmaf(w[k], a[k], e);
   return e;
 }
 
 template <class Map>
 CUEBM_HD void sm_set_input(const SmLayout& L, SmBuf<Map> s, SmBuf<Map> x) {
-  for (int k = 0; k < L.D; ++k) s[static_cast<int64_t>(k) * L.C] = x[k];
+  for (int k = 0; k < L.D; ++k) s[k] = x[k];
 }
 
 // g = dE/dx (D values) by back-propagation, after sm_forward_primal. Uses tmp0/tmp1.
 template <Activation A, class Map>
 CUEBM_HD void sm_input_gradient(const SmNet& net, const SmLayout& L, SmBuf<Map> s, SmBuf<Map> g) {
-  const int C = L.C, H = net.n_lin - 1;
+  const int H = net.n_lin - 1;
   SmBuf<Map> cur = s.at(L.tmp0), nxt = s.at(L.tmp1);
-  int64_t w_off = 0;
-  for (int l = 0; l < H; ++l)
-    w_off += static_cast<int64_t>(net.widths[l + 1]) * (net.widths[l] + 1);
+  int64_t w_off = sm_weight_offset(net, H);
   const float* w_out = net.params + w_off;
   for (int k = 0; k < net.widths[H]; ++k) cur[k] = w_out[k];
   for (int h = H; h >= 1; --h) {
@@ -188,9 +211,10 @@ CUEBM_HD void sm_input_gradient(const SmNet& net, const SmLayout& L, SmBuf<Map> 
     w_off -= static_cast<int64_t>(n_out) * (n_in + 1);
     const float* W = net.params + w_off;
     const SmBuf<Map> z = s.at(L.z(h));
+    for (int j = 0; j < n_out; ++j) cur[j] *= activate_derivative<A>(z[j]);
     for (int k = 0; k < n_in; ++k) nxt[k] = 0.0f;
     for (int j = 0; j < n_out; ++j) {
-      const float d = cur[j] * activate_derivative<A>(z[j * C]);
+      const float d = cur[j];
       if (d == 0.0f) continue;
       const float* wr = W + static_cast<int64_t>(j) * n_in;
       for (int k = 0; k < n_in; ++k) nxt[k] = fmaf(wr[k], d, nxt[k]);
@@ -211,104 +235,110 @@ CUEBM_HD void sm_forward_tangents(const SmNet& net, const SmLayout& L, SmBuf<Map
   const int C = L.C, T = L.T, S = L.S, D = L.D;
   {
     const SmBuf<Map> a0 = s.at(L.a(0));
-    for (int k = 0; k < D; ++k) {
-      for (int t = 0; t < T; ++t) a0[k * C + 1 + t] = u[static_cast<int64_t>(t) * D + k];
-      for (int q = 0; q < S; ++q) a0[k * C + 1 + T + q] = 0.0f;
-    }
+    for (int t = 0; t < T; ++t)
+      for (int k = 0; k < D; ++k) a0[(1 + t) * D + k] = u[static_cast<int64_t>(t) * D + k];
+    for (int q = 0; q < S; ++q)
+      for (int k = 0; k < D; ++k) a0[(1 + T + q) * D + k] = 0.0f;
   }
-  const float* w = net.params;
+  int64_t off = 0;
   for (int l = 0; l + 1 < net.n_lin; ++l) {
     const int n_in = net.widths[l], n_out = net.widths[l + 1];
     // The input's second-order channels are 0, so are the first layer's z''.
     const int c_end = l == 0 ? 1 + T : C;
+    const float* wt = net.wt + off;
     const SmBuf<Map> in = s.at(L.a(l)), z = s.at(L.z(l + 1)), a = s.at(L.a(l + 1));
-    for (int j = 0; j < n_out; ++j) {
-      const SmBuf<Map> zr = z.at(static_cast<int64_t>(j) * C);
-      for (int c = 1; c < C; ++c) zr[c] = 0.0f;
-      const float* wr = w + static_cast<int64_t>(j) * n_in;
+    for (int c = 1; c < C; ++c) {
+      const SmBuf<Map> zc = z.at(static_cast<int64_t>(c) * n_out);
+      for (int j = 0; j < n_out; ++j) zc[j] = 0.0f;
+      if (c >= c_end) continue;
+      const SmBuf<Map> ic = in.at(static_cast<int64_t>(c) * n_in);
       for (int k = 0; k < n_in; ++k) {
-        const float wk = wr[k];
-        const SmBuf<Map> ir = in.at(static_cast<int64_t>(k) * C);
-        for (int c = 1; c < c_end; ++c) zr[c] = fmaf(wk, ir[c], zr[c]);
-      }
-      const ActivationJet jet = activation_jet<A>(zr[0]);
-      const SmBuf<Map> ar = a.at(static_cast<int64_t>(j) * C);
-      for (int t = 0; t < T; ++t) ar[1 + t] = jet.d1 * zr[1 + t];
-      for (int q = 0; q < S; ++q) {
-        const float zt = zr[1 + q];
-        ar[1 + T + q] = fmaf(jet.d2 * zt, zt, jet.d1 * zr[1 + T + q]);
+        const float ak = ic[k];
+        if (ak == 0.0f) continue;
+        const float* wk = wt + static_cast<int64_t>(k) * n_out;
+        for (int j = 0; j < n_out; ++j) zc[j] = fmaf(wk[j], ak, zc[j]);
       }
     }
-    w += static_cast<int64_t>(n_out) * (n_in + 1);
+    for (int j = 0; j < n_out; ++j) {
+      const ActivationJet jet = activation_jet<A>(z[j]);
+      for (int t = 0; t < T; ++t) a[(1 + t) * n_out + j] = jet.d1 * z[(1 + t) * n_out + j];
+      for (int q = 0; q < S; ++q) {
+        const float zt = z[(1 + q) * n_out + j];
+        a[(1 + T + q) * n_out + j] = fmaf(jet.d2 * zt, zt, jet.d1 * z[(1 + T + q) * n_out + j]);
+      }
+    }
+    off += static_cast<int64_t>(n_out) * (n_in + 1);
   }
   const int n_h = net.widths[net.n_lin - 1];
+  const float* w = net.params + off;
   const SmBuf<Map> a = s.at(L.a(net.n_lin - 1));
   for (int t = 0; t < T; ++t) {
     float acc = 0.0f;
-    for (int k = 0; k < n_h; ++k) acc = fmaf(w[k], a[k * C + 1 + t], acc);
+    for (int k = 0; k < n_h; ++k) acc = fmaf(w[k], a[(1 + t) * n_h + k], acc);
     t_out[t] = acc;
   }
   for (int q = 0; q < S; ++q) {
     float acc = 0.0f;
-    for (int k = 0; k < n_h; ++k) acc = fmaf(w[k], a[k * C + 1 + T + q], acc);
+    for (int k = 0; k < n_h; ++k) acc = fmaf(w[k], a[(1 + T + q) * n_h + k], acc);
     q_out[q] = acc;
   }
 }
 
 // Reverse pass of Phi = sum_t alpha_t t_t + sum_s beta_s q_s through the channels, after
-// sm_forward_tangents: writes Zbar_h for every hidden layer. Per unit, with act', act'',
-// act''' at z and the adjoints Abar of the unit's channels:
-//   Zbar'' = act' Abar''
-//   Zbar'_t = act' Abar'_t + 2 act'' z'_t Abar''_t            (t < S; without the last term else)
-//   Zbar_0 = act' Abar_0 + sum_t act'' z'_t Abar'_t + sum_s (act''' z'_s^2 + act'' z''_s) Abar''_s
+// sm_forward_tangents: writes Zbar_h for every hidden layer. Per unit, with d1, d2, d3 the
+// activation's derivatives at z and Abar the adjoints of the unit's channels:
+//   Zbar''_s = d1 Abar''_s
+//   Zbar'_t  = d1 Abar'_t + 2 d2 z'_t Abar''_t                 (the last term for t < S)
+//   Zbar_0   = d1 Abar_0 + sum_t d2 z'_t Abar'_t + sum_s (d3 z'_s^2 + d2 z''_s) Abar''_s
 // and Abar_{h-1} = W_h^T Zbar_h channel by channel.
 template <Activation A, class Map>
 CUEBM_HD void sm_reverse(const SmNet& net, const SmLayout& L, SmBuf<Map> s, SmBuf<Map> alpha,
                          SmBuf<Map> beta) {
   const int C = L.C, T = L.T, S = L.S, H = net.n_lin - 1;
   SmBuf<Map> cur = s.at(L.tmp0), nxt = s.at(L.tmp1);
-  int64_t w_off = 0;
-  for (int l = 0; l < H; ++l)
-    w_off += static_cast<int64_t>(net.widths[l + 1]) * (net.widths[l] + 1);
+  int64_t w_off = sm_weight_offset(net, H);
   const float* w_out = net.params + w_off;
-  for (int k = 0; k < net.widths[H]; ++k) {
-    const SmBuf<Map> r = cur.at(static_cast<int64_t>(k) * C);
-    r[0] = 0.0f;
-    for (int t = 0; t < T; ++t) r[1 + t] = w_out[k] * alpha[t];
-    for (int q = 0; q < S; ++q) r[1 + T + q] = w_out[k] * beta[q];
+  {
+    const int n_h = net.widths[H];
+    for (int k = 0; k < n_h; ++k) cur[k] = 0.0f;
+    for (int t = 0; t < T; ++t)
+      for (int k = 0; k < n_h; ++k) cur[(1 + t) * n_h + k] = w_out[k] * alpha[t];
+    for (int q = 0; q < S; ++q)
+      for (int k = 0; k < n_h; ++k) cur[(1 + T + q) * n_h + k] = w_out[k] * beta[q];
   }
   for (int h = H; h >= 1; --h) {
     const int n_out = net.widths[h], n_in = net.widths[h - 1];
     const SmBuf<Map> z = s.at(L.z(h)), zb = s.at(L.zbar(h));
     for (int j = 0; j < n_out; ++j) {
-      const SmBuf<Map> zr = z.at(static_cast<int64_t>(j) * C);
-      const SmBuf<Map> ab = cur.at(static_cast<int64_t>(j) * C);
-      const SmBuf<Map> out = zb.at(static_cast<int64_t>(j) * C);
-      const ActivationJet jet = activation_jet<A>(zr[0]);
-      float z0 = jet.d1 * ab[0];
+      const ActivationJet jet = activation_jet<A>(z[j]);
+      float z0 = jet.d1 * cur[j];
       for (int t = 0; t < T; ++t) {
-        out[1 + t] = jet.d1 * ab[1 + t];
-        z0 = fmaf(jet.d2 * zr[1 + t], ab[1 + t], z0);
+        const int64_t i = static_cast<int64_t>(1 + t) * n_out + j;
+        zb[i] = jet.d1 * cur[i];
+        z0 = fmaf(jet.d2 * z[i], cur[i], z0);
       }
       for (int q = 0; q < S; ++q) {
-        const float a2 = ab[1 + T + q], zt = zr[1 + q];
-        out[1 + T + q] = jet.d1 * a2;
-        out[1 + q] = fmaf(2.0f * jet.d2 * zt, a2, out[1 + q]);
-        z0 = fmaf(fmaf(jet.d3 * zt, zt, jet.d2 * zr[1 + T + q]), a2, z0);
+        const int64_t i2 = static_cast<int64_t>(1 + T + q) * n_out + j;
+        const int64_t i1 = static_cast<int64_t>(1 + q) * n_out + j;
+        const float a2 = cur[i2], zt = z[i1];
+        zb[i2] = jet.d1 * a2;
+        zb[i1] = fmaf(2.0f * jet.d2 * zt, a2, zb[i1]);
+        z0 = fmaf(fmaf(jet.d3 * zt, zt, jet.d2 * z[i2]), a2, z0);
       }
-      out[0] = z0;
+      zb[j] = z0;
     }
     w_off -= static_cast<int64_t>(n_out) * (n_in + 1);
     if (h == 1) break;
     const float* W = net.params + w_off;
-    for (int64_t i = 0; i < static_cast<int64_t>(n_in) * C; ++i) nxt[i] = 0.0f;
-    for (int j = 0; j < n_out; ++j) {
-      const SmBuf<Map> zr = zb.at(static_cast<int64_t>(j) * C);
-      const float* wr = W + static_cast<int64_t>(j) * n_in;
-      for (int k = 0; k < n_in; ++k) {
-        const float wk = wr[k];
-        const SmBuf<Map> nr = nxt.at(static_cast<int64_t>(k) * C);
-        for (int c = 0; c < C; ++c) nr[c] = fmaf(wk, zr[c], nr[c]);
+    for (int c = 0; c < C; ++c) {
+      const SmBuf<Map> nc = nxt.at(static_cast<int64_t>(c) * n_in);
+      const SmBuf<Map> zc = zb.at(static_cast<int64_t>(c) * n_out);
+      for (int k = 0; k < n_in; ++k) nc[k] = 0.0f;
+      for (int j = 0; j < n_out; ++j) {
+        const float f = zc[j];
+        if (f == 0.0f) continue;
+        const float* wr = W + static_cast<int64_t>(j) * n_in;
+        for (int k = 0; k < n_in; ++k) nc[k] = fmaf(wr[k], f, nc[k]);
       }
     }
     const SmBuf<Map> tswap = cur;
@@ -324,35 +354,34 @@ CUEBM_HD void sm_add_parameter_gradient(const SmNet& net, const SmLayout& L, SmB
                                         SmBuf<Map> alpha, SmBuf<Map> beta, float scale,
                                         float* grad) {
   const int C = L.C, T = L.T, S = L.S, H = net.n_lin - 1;
-  const SmBuf<Map> trans = s.at(L.trans);
   int64_t off = 0;
   for (int l = 0; l < H; ++l) {
     const int n_in = net.widths[l], n_out = net.widths[l + 1];
     const int c_end = l == 0 ? 1 + T : C;  // A_0's second-order channels are 0
     const SmBuf<Map> in = s.at(L.a(l)), zb = s.at(L.zbar(l + 1));
-    for (int k = 0; k < n_in; ++k)
-      for (int c = 0; c < c_end; ++c)
-        trans[static_cast<int64_t>(c) * n_in + k] = in[static_cast<int64_t>(k) * C + c];
     float* gb = grad + off + static_cast<int64_t>(n_out) * n_in;
     for (int j = 0; j < n_out; ++j) {
       float* gr = grad + off + static_cast<int64_t>(j) * n_in;
       for (int c = 0; c < c_end; ++c) {
-        const float f = scale * zb[static_cast<int64_t>(j) * C + c];
+        const float f = scale * zb[static_cast<int64_t>(c) * n_out + j];
         if (f == 0.0f) continue;
-        const SmBuf<Map> tc = trans.at(static_cast<int64_t>(c) * n_in);
-        for (int k = 0; k < n_in; ++k) gr[k] = fmaf(f, tc[k], gr[k]);
+        const SmBuf<Map> ic = in.at(static_cast<int64_t>(c) * n_in);
+        for (int k = 0; k < n_in; ++k) gr[k] = fmaf(f, ic[k], gr[k]);
       }
-      gb[j] += scale * zb[static_cast<int64_t>(j) * C];
+      gb[j] += scale * zb[j];
     }
     off += static_cast<int64_t>(n_out) * (n_in + 1);
   }
   const int n_h = net.widths[H];
   const SmBuf<Map> a = s.at(L.a(H));
-  for (int k = 0; k < n_h; ++k) {
-    float v = 0.0f;
-    for (int t = 0; t < T; ++t) v = fmaf(alpha[t], a[static_cast<int64_t>(k) * C + 1 + t], v);
-    for (int q = 0; q < S; ++q) v = fmaf(beta[q], a[static_cast<int64_t>(k) * C + 1 + T + q], v);
-    grad[off + k] += scale * v;
+  float* go = grad + off;
+  for (int t = 0; t < T; ++t) {
+    const float f = scale * alpha[t];
+    for (int k = 0; k < n_h; ++k) go[k] = fmaf(f, a[(1 + t) * n_h + k], go[k]);
+  }
+  for (int q = 0; q < S; ++q) {
+    const float f = scale * beta[q];
+    for (int k = 0; k < n_h; ++k) go[k] = fmaf(f, a[(1 + T + q) * n_h + k], go[k]);
   }
 }
 

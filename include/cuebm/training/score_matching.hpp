@@ -114,6 +114,7 @@ class ScoreLoss {
   std::vector<float> grad_partials_;  // per chunk: num_params_ floats
   std::vector<double> loss_partials_;
   std::vector<double> grad_sum_;  // the chunks' partials added in chunk order
+  std::vector<float> weights_t_;  // each layer's weight transposed (the forward passes read it)
 };
 
 }  // namespace cuebm
