@@ -104,13 +104,6 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
       max_batch_(max_batch),
       adam_(model.num_parameters(), options.adam) {
   check_device(device);
-  if (device.is_cuda() && options.negatives.kind != NegativeSampler::langevin)
-    throw InvalidArgument(
-        "CDTrainer: the CUDA trainer supports Langevin negatives only for now, "
-        "not " +
-        negative_sampler_name(options.negatives.kind) +
-        " (a device-resident MALA/HMC/tempering step is future work): train "
-        "on the CPU");
 #if !CUEBM_HAVE_CUDA
   if (device.is_cuda())
     throw InvalidArgument("CDTrainer: the CUDA backend is not available in this build");

@@ -18,6 +18,7 @@
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "cuebm/training/checkpoint.hpp"
+#include "host/sampling/cuda_tempering.hpp"  // kMaxCudaReplicas: plain C++
 #include "host/training/mcmc_negatives.hpp"
 
 namespace cuebm {
@@ -236,11 +237,11 @@ void validate_train_config(const TrainConfig& c) {
                           std::to_string(c.checkpoint_every));
   check_device(c.device);
   detail::validate_negative_sampler(trainer_options(c), c.model.input_dim, "training");
-  if (c.device.is_cuda() && c.negatives.kind != NegativeSampler::langevin)
-    throw InvalidArgument(
-        "training: the CUDA trainer supports Langevin negatives only for now, "
-        "not " +
-        negative_sampler_name(c.negatives.kind) + ": train on the CPU");
+  if (c.device.is_cuda() && c.negatives.kind == NegativeSampler::tempering &&
+      c.negatives.replicas > detail::kMaxCudaReplicas)
+    throw InvalidArgument("training: the CUDA trainer's tempering negatives run at most " +
+                          std::to_string(detail::kMaxCudaReplicas) + " replicas per chain, got " +
+                          std::to_string(c.negatives.replicas) + ": use fewer or train on the CPU");
   if (!c.output_dir.empty()) require_writable_dir(c.output_dir);
 }
 

@@ -1,14 +1,16 @@
 // One CD / PCD iteration on the device, reproducing host/training/cd_trainer.cpp:
 //   batch upload (pinned, async) -> negatives (copy of the batch, or gather from the device
 //   replay buffer + nudge, with the row choices and nudge normals drawn on the host from the
-//   same RandomStream as the CPU and uploaded asynchronously) -> k Langevin steps (one launch)
-//   -> energies, CD coefficients and back-propagated deltas of all 2B rows (one kernel, general
-//   MLP storage) -> loss (one block, fixed-order double reduction) -> weight gradients as cuBLAS
-//   GEMMs over the stored activations and deltas (deterministic, and fast for any widths) ->
-//   global norm and clip scale (one block, fixed order) -> Adam (skipped on the device when the
-//   loss is not finite) -> FIFO scatter into the buffer -> repack of the fused weights.
+//   same RandomStream as the CPU and uploaded asynchronously) -> k steps of the negative
+//   sampler (Langevin, or MALA, HMC or tempering through kernels/training/device_negatives.cuh:
+//   one launch, and one for the acceptance rate) -> energies, CD coefficients and back-propagated
+//   deltas of all 2B rows (one kernel, general MLP storage) -> loss (one block, fixed-order double
+//   reduction) -> weight gradients as cuBLAS GEMMs over the stored activations and deltas
+//   (deterministic, and fast for any widths) -> global norm and clip scale (one block, fixed order)
+//   -> Adam (skipped on the device when the loss is not finite) -> FIFO scatter into the buffer ->
+//   repack of the fused weights.
 // Nothing is allocated and the host does not wait inside the iteration; it synchronises once at
-// the end, after copying back the kStats doubles of StepStats (40 bytes, pinned). The model's
+// the end, after copying back the kStats doubles of StepStats (48 bytes, pinned). The model's
 // parameters, Adam's moments, the negatives and the replay buffer stay on the device: the host
 // mirrors (the Mlp's parameters, CDTrainer's Adam, negatives and buffer) are refreshed only by
 // sync_to_host, which CDTrainer's accessors and CDTrainer::sync_to_host call (one download and
@@ -20,6 +22,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "cuebm/runtime/error.hpp"
@@ -27,11 +30,13 @@
 #include "host/runtime/cuda_device.hpp"
 #include "host/runtime/random.hpp"
 #include "host/sampling/cuda_langevin.hpp"
+#include "host/sampling/cuda_tempering.hpp"
 #include "host/sampling/langevin_options.hpp"
 #include "host/training/cuda_trainer.hpp"
 #include "kernels/models/device_model.cuh"
 #include "kernels/sampling/chains.cuh"
 #include "kernels/sampling/fused_chain.cuh"
+#include "kernels/training/device_negatives.cuh"
 #include "kernels/training/optim.cuh"
 
 namespace cuebm::detail {
@@ -42,10 +47,12 @@ constexpr uint64_t kBufferChainBase = uint64_t{1} << 40;
 constexpr uint64_t kBufferInitSubsequence = uint64_t{1} << 62;
 
 constexpr int kReduceThreads = 256;
-// stats: [0] loss, [1] mean E+, [2] mean E-, [3] grad norm, [4] 1 when the loss is finite.
-// All five are written every step (cd_loss_kernel, then grad_norm_kernel overwrites [3]) and
-// all five are copied back: nothing uninitialised crosses to the host.
-constexpr int kStats = 5;
+// stats: [0] loss, [1] mean E+, [2] mean E-, [3] grad norm, [4] 1 when the loss is finite,
+// [5] the negatives' acceptance rate. [0..4] are written every step (cd_loss_kernel, then
+// grad_norm_kernel overwrites [3]), [5] by MALA, HMC and tempering steps and set to NaN once for
+// Langevin; all six are copied back: nothing uninitialised crosses to the host.
+constexpr int kStats = 6;
+constexpr int kStatAcceptance = 5;
 
 std::atomic<int64_t> g_d2h_bytes{0}, g_h2d_bytes{0}, g_syncs{0};
 
@@ -212,10 +219,14 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     ld_ = (2 * max_batch + 31) / 32 * 32;
     out_col_ = dm_.generic_cols;
     cd_scratch_.resize(ld_ * (dm_.generic_cols + 1));
-    const int64_t chain_rows =
-        std::max(max_batch, persistent && o_.cd.init_steps > 0 ? buffer_size_ : int64_t{0});
-    chain_scratch_floats_ = eval_scratch_floats(dm_, chain_rows);
-    chain_scratch_.resize(chain_scratch_floats_);
+    if (o_.negatives.kind == NegativeSampler::langevin) {
+      const int64_t chain_rows =
+          std::max(max_batch, persistent && o_.cd.init_steps > 0 ? buffer_size_ : int64_t{0});
+      chain_scratch_floats_ = eval_scratch_floats(dm_, chain_rows);
+      chain_scratch_.resize(chain_scratch_floats_);
+    } else {  // the replay buffer is initialised in batches of at most max_batch rows
+      negatives_.emplace(dm_, o_, max_batch, s);
+    }
     both_.resize(2 * max_batch * dim_);
     energies_.resize(2 * max_batch);
     grad_.resize(P_);
@@ -251,6 +262,8 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
 
     const std::vector<float> ones(2 * max_batch, 1.0f);
     upload(ones_, ones.data(), s);
+    const std::vector<double> no_stats(kStats, NAN);  // Langevin's acceptance stays NaN
+    upload(stats_, no_stats.data(), s);
     upload(eta_, k_steps.eta.data(), s);
     upload(coef_, k_steps.noise_coef.data(), s);
     shadow_params_.assign(model.parameters().begin(), model.parameters().end());
@@ -290,9 +303,15 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
                                        cudaMemcpyDeviceToDevice, s));
     }
 
-    ChainArgs a = chain_args(neg, rows, eta_.data(), coef_.data(), o_.cd.k_steps);
-    a.step_offset = static_cast<uint64_t>(st.iteration) * o_.cd.k_steps;
-    launch_chains(dm_, a, chain_scratch_.data(), chain_scratch_floats_, s);
+    const uint64_t step_offset = static_cast<uint64_t>(st.iteration) * o_.cd.k_steps;
+    if (negatives_) {  // batch row i is chain i, as on the CPU
+      negatives_->run(neg, rows, 0, step_offset, false, s);
+      negatives_->acceptance(rows, stats_.data() + kStatAcceptance, s);
+    } else {
+      ChainArgs a = chain_args(neg, rows, eta_.data(), coef_.data(), o_.cd.k_steps);
+      a.step_offset = step_offset;
+      launch_chains(dm_, a, chain_scratch_.data(), chain_scratch_floats_, s);
+    }
 
     // Energies, coefficients, deltas.
     const int rows_block = spread_row_block(2 * rows, device_launch_limits(device_).sm_count, 128);
@@ -364,6 +383,7 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     stats.loss = pin_stats_[0];
     stats.pos_energy = pin_stats_[1];
     stats.neg_energy = pin_stats_[2];
+    stats.acceptance = pin_stats_[kStatAcceptance];
     ++st.iteration;
     if (pin_stats_[4] == 0.0) {
       stats.skipped = true;
@@ -499,6 +519,21 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     RandomStream rng(o_.seed, StreamTag::kBuffer, kBufferInitSubsequence);
     for (float& v : st.buffer) v = 0.01f * rng.normal();
     upload(buffer_, st.buffer.data(), s);
+    if (negatives_ && o_.cd.init_steps > 0) {
+      // cd_trainer.cpp: in chunks of at most max_batch chains keyed by their rows, no
+      // finiteness check (MCMC keeps a finite start finite or rejects).
+      const int64_t chunk = std::min(max_batch_, size);
+      for (int64_t first = 0; first < size; first += chunk)
+        negatives_->run(buffer_.data() + first * dim_, std::min(chunk, size - first),
+                        kBufferChainBase + static_cast<uint64_t>(first) * negatives_->ids_per_row(),
+                        0, true, s);
+      download(st.buffer.data(), buffer_.data(), size * dim_, s);
+      synchronize(s);
+      buffer_stale_ = false;
+      st.buffer_ptr = 0;
+      st.buffer_ready = true;
+      return;
+    }
     if (o_.cd.init_steps > 0) {
       ChainArgs a =
           chain_args(buffer_.data(), size, init_eta_.data(), init_coef_.data(), o_.cd.init_steps);
@@ -581,6 +616,7 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
   DeviceBuffer<float> eta_, coef_, init_eta_, init_coef_, buffer_, nudge_;
   DeviceBuffer<double> stats_;
   DeviceBuffer<int64_t> rows_idx_;
+  std::optional<DeviceNegatives> negatives_;  // MALA, HMC and tempering negatives
   PinnedBuffer<float> pin_batch_, pin_params_, pin_m_, pin_v_, pin_neg_, pin_nudge_, pin_buffer_;
   PinnedBuffer<double> pin_stats_;
   PinnedBuffer<int64_t> pin_rows_;
@@ -604,6 +640,14 @@ CudaTrainerTraffic cuda_trainer_traffic_for_testing() {
 std::unique_ptr<CudaCDTrainerImpl> make_cuda_trainer(Mlp& model, Adam& adam,
                                                      const TrainerOptions& options,
                                                      int64_t max_batch, int device) {
+  if (options.negatives.kind == NegativeSampler::tempering &&
+      options.negatives.replicas > kMaxCudaReplicas)
+    throw InvalidArgument("CDTrainer: the CUDA trainer's tempering negatives run at most " +
+                          std::to_string(kMaxCudaReplicas) +
+                          " replicas per chain (a chain's replicas are threads of one block), "
+                          "got " +
+                          std::to_string(options.negatives.replicas) +
+                          ": use fewer or train on the CPU");
   return std::make_unique<CudaCDTrainer>(model, adam, options, max_batch, device);
 }
 
