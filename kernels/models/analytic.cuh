@@ -30,7 +30,9 @@ inline AnalyticParams analytic_params(const AnalyticEnergy& e) {
 
 // Returns E(x); writes dE/dx to g (stride gs) when g is not null. Every multiply-add is an
 // explicit fmaf, so that no compiler contracts differently in different inlining contexts (a
-// vectorised row block, one chain at a time, nvcc): every path rounds the same way.
+// vectorised row block, one chain at a time, nvcc) and the arithmetic rounds the same way on
+// every path. cosf, sinf, expf and sqrtf (Ackley, Rastrigin) are the platform's: the device's
+// may differ from glibc's in the last bit.
 CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int xs, float* g,
                                     int gs) {
   const int d = p.dim;
@@ -73,7 +75,7 @@ CUEBM_HD float analytic_energy_grad(const AnalyticParams& p, const float* x, int
         e += fmaf(u, u, b * w * w);
         if (g) {
           g[i * gs] += fmaf(-4.0f * b * xi, w, -2.0f * u);
-          g[(i + 1) * gs] += 2.0f * b * w;
+          g[(i + 1) * gs] = fmaf(2.0f * b, w, g[(i + 1) * gs]);
         }
       }
       return e;
