@@ -1,0 +1,183 @@
+"""Samplers with TorchEBM's names: LangevinDynamics, HamiltonianMonteCarlo, and cuEBM's MALA,
+ParallelTempering and annealed importance sampling.
+
+Random numbers come from Philox keyed by (seed, chain, step), not from torch's generator: the
+same settings give statistically equivalent results to TorchEBM, not the same bits. A sampler
+keeps a step counter, so consecutive sample() calls draw fresh noise (as TorchEBM's do) while a
+run stays reproducible; pass seed= / step_offset= to a call to choose its noise explicitly.
+"""
+
+from . import _cuebm
+from ._arrays import prepare, wrap
+
+
+def gaussian_initial_state(n, dim, seed=0, first_chain=0):
+    """N(0, I) rows keyed by (seed, chain): the samplers' default start."""
+    return _cuebm.gaussian_initial_state(n, dim, seed, first_chain)
+
+
+class _Sampler:
+    def __init__(self, energy_function, seed, device):
+        self.energy_function = energy_function
+        self.seed = int(seed)
+        self.device = str(device)
+        self._steps_done = 0
+
+    def _start(self, x, dim, n_samples):
+        if x is None:
+            return None, None, int(n_samples)
+        a, like = prepare(x)
+        return a, like, 0
+
+    def _keys(self, seed, step_offset, n_steps):
+        """(seed, step_offset) of a call; without explicit ones the call continues the
+        sampler's noise stream."""
+        if seed is None and step_offset is None:
+            offset = self._steps_done
+            self._steps_done += n_steps
+            return self.seed, offset
+        return (self.seed if seed is None else int(seed)), int(step_offset or 0)
+
+
+class LangevinDynamics(_Sampler):
+    """Unadjusted Langevin: x <- x - eta dE/dx + sqrt(2 eta) sigma eps, targeting
+    exp(-E / sigma^2) (temperature sigma^2; TorchEBM's docstring says sigma^2 / (2 eta)).
+
+    step_size (eta) and noise_scale (sigma): floats or cuebm.Schedule. Schedules restart at
+    every call and step t uses the value after t steps (the newest TorchEBM convention).
+    """
+
+    def __init__(self, energy_function, step_size=1e-3, noise_scale=1.0, *, seed=0,
+                 clamp=None, device="cpu"):
+        super().__init__(energy_function, seed, device)
+        self.step_size = step_size
+        self.noise_scale = noise_scale
+        self.clamp = clamp
+        self.last_temperature = None
+
+    def sample(self, x=None, dim=None, n_steps=100, n_samples=1, thin=1,
+               return_trajectory=False, return_diagnostics=False, *, seed=None,
+               step_offset=None, first_chain=0, chunk_steps=0):
+        """Runs the chains from x ((n, dim), NumPy or a CPU tensor) or from N(0, I)
+        (n_samples rows of dimension dim, default the energy's).
+
+        Returns the final samples (n, dim); with return_trajectory the states after steps
+        thin, 2 thin, ... as (n, n_steps / thin, dim) (TorchEBM's layout; a view); with
+        return_diagnostics a pair (samples or trajectory, diagnostics) where diagnostics is a
+        dict of per-step "mean" and "variance" across chains (n_steps, dim; unbiased) and
+        "mean_energy" (n_steps,). The result has x's kind (a tensor for a tensor). Ctrl-C
+        stops a long run between chunks of steps (KeyboardInterrupt)."""
+        energy = self.energy_function
+        if dim is not None and dim != energy.dim:
+            raise ValueError(f"dim={dim} but the energy's dimension is {energy.dim}")
+        a, like, n = self._start(x, dim, n_samples)
+        seed, offset = self._keys(seed, step_offset, n_steps)
+        clamp_min, clamp_max = self.clamp if self.clamp is not None else (None, None)
+        r = _cuebm.langevin_sample(
+            energy._impl, a, n, self.step_size, self.noise_scale, n_steps, seed, offset,
+            first_chain, clamp_min, clamp_max, thin if return_trajectory else 0,
+            return_diagnostics, self.device, chunk_steps)
+        self.last_temperature = r["temperature"]
+        out = wrap(r["samples"], like)
+        if return_trajectory:
+            out = wrap(r["trajectory"], like).transpose(1, 0, 2) if like is None else \
+                wrap(r["trajectory"], like).permute(1, 0, 2)
+        if return_diagnostics:
+            diag = {k: wrap(r[k], like) for k in ("mean", "variance", "mean_energy")}
+            diag["temperature"] = r["temperature"]
+            return out, diag
+        return out
+
+
+class _McmcSampler(_Sampler):
+    def _finish(self, r, like, return_diagnostics):
+        self.last_info = {k: v for k, v in r.items() if k != "samples"}
+        out = wrap(r["samples"], like)
+        if return_diagnostics:
+            return out, self.last_info
+        return out
+
+
+class MALA(_McmcSampler):
+    """Metropolis-adjusted Langevin: Langevin's proposal accepted with the Metropolis-Hastings
+    ratio for exp(-E / sigma^2), exact at any step size. After sample(), last_info holds the
+    per-chain acceptance, mean_acceptance, energy and temperature."""
+
+    def __init__(self, energy_function, step_size=1e-2, noise_scale=1.0, *, seed=0,
+                 device="cpu"):
+        super().__init__(energy_function, seed, device)
+        self.step_size = step_size
+        self.noise_scale = noise_scale
+
+    def sample(self, x=None, dim=None, n_steps=100, n_samples=1, return_diagnostics=False, *,
+               seed=None, step_offset=None, first_chain=0):
+        """Final samples (n, dim); with return_diagnostics (samples, info) where info also has
+        the energy trace (n_steps, n) and its split R-hat and bulk ESS."""
+        a, like, n = self._start(x, dim, n_samples)
+        seed, offset = self._keys(seed, step_offset, n_steps)
+        r = _cuebm.mala_sample(self.energy_function._impl, a, n, self.step_size,
+                               self.noise_scale, n_steps, seed, offset, first_chain,
+                               return_diagnostics, self.device)
+        return self._finish(r, like, return_diagnostics)
+
+
+class HamiltonianMonteCarlo(_McmcSampler):
+    """TorchEBM's HMC for exp(-E): momentum N(0, M) (mass None: identity, a float: scalar, or
+    dim values: diagonal), n_leapfrog_steps leapfrog steps of step_size, per-chain accept."""
+
+    def __init__(self, energy_function, step_size=1e-3, n_leapfrog_steps=10, mass=None, *,
+                 seed=0, device="cpu"):
+        super().__init__(energy_function, seed, device)
+        self.step_size = step_size
+        self.n_leapfrog_steps = n_leapfrog_steps
+        if mass is None:
+            self.mass = []
+        elif isinstance(mass, (int, float)):
+            self.mass = [float(mass)]
+        else:
+            self.mass = [float(m) for m in mass]
+
+    def sample(self, x=None, dim=None, n_steps=100, n_samples=1, return_trajectory=False,
+               return_diagnostics=False, *, seed=None, step_offset=None, first_chain=0):
+        """As MALA.sample. Trajectories are not kept by cuEBM's HMC (NotImplementedError)."""
+        if return_trajectory:
+            raise NotImplementedError("cuEBM's HMC does not keep trajectories; sample in pieces "
+                                      "with step_offset to record states")
+        a, like, n = self._start(x, dim, n_samples)
+        seed, offset = self._keys(seed, step_offset, n_steps)
+        r = _cuebm.hmc_sample(self.energy_function._impl, a, n, self.step_size,
+                              self.n_leapfrog_steps, self.mass, n_steps, seed, offset,
+                              first_chain, return_diagnostics, self.device)
+        return self._finish(r, like, return_diagnostics)
+
+
+class ParallelTempering(_McmcSampler):
+    """Replica-exchange MALA: n_replicas replicas per chain on a ladder (temperatures, or
+    geometric from t_min, the target, to t_max), adjacent swaps every swap_every steps.
+    Returns the t_min replicas; last_info has the ladder and swap/move acceptance."""
+
+    def __init__(self, energy_function, temperatures=None, n_replicas=8, t_min=1.0, t_max=10.0,
+                 step_size=0.01, swap_every=1, *, seed=0, device="cpu"):
+        super().__init__(energy_function, seed, device)
+        self.temperatures = list(temperatures or [])
+        self.n_replicas = n_replicas
+        self.t_min, self.t_max = t_min, t_max
+        self.step_size = step_size
+        self.swap_every = swap_every
+
+    def sample(self, x=None, dim=None, n_steps=1000, n_samples=1, return_diagnostics=False, *,
+               seed=None, first_chain=0):
+        a, like, n = self._start(x, dim, n_samples)
+        seed = self.seed if seed is None else seed
+        r = _cuebm.parallel_tempering(self.energy_function._impl, a, n, self.temperatures,
+                                      self.n_replicas, self.t_min, self.t_max, self.step_size,
+                                      n_steps, self.swap_every, seed, first_chain, self.device)
+        return self._finish(r, like, return_diagnostics)
+
+
+def annealed_importance_sampling(energy, n_chains=1000, n_temperatures=1000, mcmc_steps=1,
+                                 step_size=0.05, temperature=1.0, seed=0, device="cpu"):
+    """log Z of exp(-E / temperature) by AIS from N(0, I) with MALA transitions: a dict with
+    log_z, std_error, ess, acceptance and log_weights."""
+    return _cuebm.ais_log_partition(energy._impl, n_chains, n_temperatures, mcmc_steps,
+                                    step_size, temperature, seed, device)

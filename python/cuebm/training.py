@@ -1,0 +1,106 @@
+"""Contrastive divergence training (cuEBM's CDTrainer) and whole tutorial runs."""
+
+from . import _cuebm
+from ._arrays import prepare, wrap
+from .samplers import MALA, HamiltonianMonteCarlo, LangevinDynamics, ParallelTempering
+
+
+class ContrastiveDivergence:
+    """CD-k (or persistent CD with TorchEBM's replay buffer) on an MLPEnergy, with Adam and
+    gradient-norm clipping: step(batch) is one whole iteration of TorchEBM's tutorial loop
+    (loss_fn(data), loss.backward(), clip_grad_norm_, optimizer.step()) in one C++ call, and
+    returns the loss before the update.
+
+    The sampler gives the negatives' chain: LangevinDynamics (TorchEBM's, the default), MALA,
+    HamiltonianMonteCarlo or ParallelTempering; its step_size and noise_scale (sigma; the
+    chains target exp(-E / sigma^2)) are used. Noise is keyed by (seed, row, iteration * k), so
+    a run is reproducible. max_batch: the largest batch (default: the first batch's size).
+    """
+
+    def __init__(self, energy_function, sampler=None, k_steps=10, persistent=False,
+                 buffer_size=10000, init_steps=100, new_sample_ratio=0.05,
+                 energy_reg_weight=0.001, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=0.0, max_grad_norm=1.0, seed=0, max_batch=None, per_chain=False,
+                 reinit_from_noise=False, max_nonfinite_steps=3, device="cpu"):
+        from .energies import MLPEnergy
+
+        if not isinstance(energy_function, MLPEnergy):
+            raise TypeError("ContrastiveDivergence trains an MLPEnergy, got "
+                            f"{type(energy_function).__name__}")
+        self.energy_function = energy_function
+        self.sampler = sampler if sampler is not None else LangevinDynamics(energy_function)
+        s = self.sampler
+        kind, extra = "langevin", {}
+        step_size, noise_scale = getattr(s, "step_size", 1e-3), getattr(s, "noise_scale", 1.0)
+        if isinstance(s, MALA):
+            kind = "mala"
+        elif isinstance(s, HamiltonianMonteCarlo):
+            kind = "hmc"
+            extra = dict(hmc_step_size=float(s.step_size), leapfrog=s.n_leapfrog_steps,
+                         mass=s.mass)
+            step_size, noise_scale = 1e-3, 1.0
+        elif isinstance(s, ParallelTempering):
+            kind = "tempering"
+            extra = dict(replicas=s.n_replicas, t_max=s.t_max, swap_every=s.swap_every)
+            step_size, noise_scale = s.step_size, s.t_min ** 0.5
+        elif not isinstance(s, LangevinDynamics):
+            raise TypeError(f"unsupported sampler {type(s).__name__}")
+        clamp = getattr(s, "clamp", None) or (None, None)
+        self._trainer = _cuebm.CDTrainer(
+            energy_function._impl, k_steps=k_steps, persistent=persistent,
+            buffer_size=buffer_size, init_steps=init_steps, new_sample_ratio=new_sample_ratio,
+            energy_reg_weight=energy_reg_weight, per_chain=per_chain,
+            reinit_from_noise=reinit_from_noise, step_size=step_size, noise_scale=noise_scale,
+            clamp_min=clamp[0], clamp_max=clamp[1], sampler=kind, lr=lr, beta1=betas[0],
+            beta2=betas[1], eps=eps, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+            seed=seed, max_nonfinite_steps=max_nonfinite_steps, max_batch=max_batch,
+            device=device, **extra)
+
+    def step(self, batch):
+        """One CD iteration on an (n, dim) batch; returns the loss (a float; NaN when the step
+        was skipped for a non-finite loss)."""
+        return self._trainer.step(prepare(batch, "batch")[0])
+
+    def fit(self, data, epochs, batch_size, shuffle=True, drop_last=True, seed=0,
+            first_epoch=0):
+        """Epochs of steps over data (cuEBM's DataLoader, epoch e shuffled by (seed, e));
+        returns each epoch's mean loss. Ctrl-C stops after the current step."""
+        return self._trainer.fit(prepare(data, "data")[0], epochs, batch_size, shuffle, drop_last, seed,
+                                 first_epoch)
+
+    @property
+    def last_stats(self):
+        """loss, pos_energy, neg_energy, grad_norm, skipped, acceptance of the last step."""
+        return self._trainer.last_stats
+
+    @property
+    def last_negatives(self):
+        """The negatives of the last step, (n, dim) (a copy)."""
+        return self._trainer.last_negatives
+
+    @property
+    def replay_buffer(self):
+        return self._trainer.replay_buffer
+
+    @property
+    def iteration(self):
+        return self._trainer.iteration
+
+    def optimizer_state(self):
+        """Adam's steps and moments m, v (copies)."""
+        return self._trainer.optimizer_state()
+
+    def sync(self):
+        """Brings the model's parameters up to date on the host (needed on a CUDA device
+        before reading the model)."""
+        self._trainer.sync_to_host()
+
+
+def train(log=print, **config):
+    """A whole training run of the C++ trainer (`cuebm train`; the Gaussian-mixture tutorial by
+    default): dataset, dataset_params, data_seed, input_dim, hidden, activation, epochs,
+    batch_size, step_size, noise_scale, k_steps, persistent, buffer_size, lr, max_grad_norm,
+    seed, output_dir ("" writes no figures), checkpoint_path, checkpoint_every, resume_from,
+    model_path, report_path, device. Returns the report dict (epoch_loss, final_parameters,
+    final_samples, metrics, mode coverage). Ctrl-C stops it after the current iteration."""
+    return _cuebm.run_training(log=log, **config)

@@ -1,0 +1,194 @@
+// The exact samplers (MALA, HMC), parallel tempering and AIS. Each runs in one call with the
+// GIL released; a Ctrl-C pressed meanwhile is raised when the call returns.
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cmath>
+#include <optional>
+
+#include "arrays.hpp"
+#include "bindings.hpp"
+#include "cuebm/sampling/ais.hpp"
+#include "cuebm/sampling/mcmc.hpp"
+#include "cuebm/sampling/tempering.hpp"
+#include "interrupt.hpp"
+
+namespace cuebm::python {
+namespace {
+
+std::size_t to_size(int64_t n) { return static_cast<std::size_t>(n); }
+
+nb::dict mcmc_result(McmcResult&& r, int n_steps, bool diagnostics) {
+  const std::size_t n = to_size(r.n_chains), d = to_size(r.dim);
+  nb::dict out;
+  out["samples"] = to_numpy(std::move(r.samples), {n, d});
+  out["energy"] = to_numpy(std::move(r.energy), {n});
+  out["acceptance"] = to_numpy(std::move(r.acceptance), {n});
+  out["mean_acceptance"] = r.mean_acceptance;
+  out["temperature"] = r.temperature;
+  if (diagnostics) {
+    out["energy_trace"] = to_numpy(std::move(r.energy_trace), {to_size(n_steps), n});
+    out["energy_rhat"] = r.energy_rhat;
+    out["energy_ess"] = r.energy_ess;
+  }
+  return out;
+}
+
+// The start rows (null: N(0, I)) and the chain count they imply.
+const float* start_rows(std::optional<FloatArray>& rows, const std::optional<AnyArray>& x0,
+                        const Energy& energy, int64_t& n_chains) {
+  if (!x0) return nullptr;
+  rows.emplace(as_rows(*x0, "x", energy.dim()));
+  n_chains = rows->shape(0);
+  return rows->data();
+}
+
+}  // namespace
+
+void bind_mcmc(nb::module_& m) {
+  m.def(
+      "mala_sample",
+      [](const Energy& energy, std::optional<AnyArray> x0, int64_t n_chains,
+         const Schedule& step_size, const Schedule& noise_scale, int n_steps, uint64_t seed,
+         uint64_t step_offset, uint64_t first_chain, bool diagnostics, const std::string& device) {
+        std::optional<FloatArray> rows;
+        const float* x = start_rows(rows, x0, energy, n_chains);
+        MalaOptions o;
+        o.step_size = step_size;
+        o.noise_scale = noise_scale;
+        o.n_steps = n_steps;
+        o.seed = seed;
+        o.step_offset = step_offset;
+        o.first_chain = first_chain;
+        o.diagnostics = diagnostics;
+        const Device where = parse_device(device);
+        McmcResult r;
+        {
+          nb::gil_scoped_release unlocked;
+          r = mala_sample(energy, x, n_chains, o, where);
+        }
+        raise_pending_signals();
+        return mcmc_result(std::move(r), n_steps, diagnostics);
+      },
+      nb::arg("energy"), nb::arg("x0").none(), nb::arg("n_chains"),
+      nb::arg("step_size") = Schedule(1e-2f), nb::arg("noise_scale") = Schedule(1.0f),
+      nb::arg("n_steps") = 100, nb::arg("seed") = 0, nb::arg("step_offset") = 0,
+      nb::arg("first_chain") = 0, nb::arg("diagnostics") = false, nb::arg("device") = "cpu",
+      "Metropolis-adjusted Langevin for exp(-E / sigma^2). Returns a dict: samples, energy, "
+      "acceptance (per chain), mean_acceptance, temperature (+ energy_trace (n_steps, n), "
+      "energy_rhat, energy_ess with diagnostics).");
+
+  m.def(
+      "hmc_sample",
+      [](const Energy& energy, std::optional<AnyArray> x0, int64_t n_chains,
+         const Schedule& step_size, int n_leapfrog, std::vector<float> mass, int n_steps,
+         uint64_t seed, uint64_t step_offset, uint64_t first_chain, bool diagnostics,
+         const std::string& device) {
+        std::optional<FloatArray> rows;
+        const float* x = start_rows(rows, x0, energy, n_chains);
+        HmcOptions o;
+        o.step_size = step_size;
+        o.n_leapfrog = n_leapfrog;
+        o.mass = std::move(mass);
+        o.n_steps = n_steps;
+        o.seed = seed;
+        o.step_offset = step_offset;
+        o.first_chain = first_chain;
+        o.diagnostics = diagnostics;
+        const Device where = parse_device(device);
+        McmcResult r;
+        {
+          nb::gil_scoped_release unlocked;
+          r = hmc_sample(energy, x, n_chains, o, where);
+        }
+        raise_pending_signals();
+        return mcmc_result(std::move(r), n_steps, diagnostics);
+      },
+      nb::arg("energy"), nb::arg("x0").none(), nb::arg("n_chains"),
+      nb::arg("step_size") = Schedule(1e-3f), nb::arg("n_leapfrog") = 10,
+      nb::arg("mass") = std::vector<float>{}, nb::arg("n_steps") = 100, nb::arg("seed") = 0,
+      nb::arg("step_offset") = 0, nb::arg("first_chain") = 0, nb::arg("diagnostics") = false,
+      nb::arg("device") = "cpu",
+      "Hamiltonian Monte Carlo for exp(-E); mass: [] identity, [m] scalar or D values. Returns "
+      "the dict of mala_sample.");
+
+  m.def(
+      "parallel_tempering",
+      [](const Energy& energy, std::optional<AnyArray> x0, int64_t n_chains,
+         std::vector<double> temperatures, int n_replicas, double t_min, double t_max,
+         float step_size, int n_steps, int swap_every, uint64_t seed, uint64_t first_chain,
+         const std::string& device) {
+        std::optional<FloatArray> rows;
+        const float* x = start_rows(rows, x0, energy, n_chains);
+        TemperingOptions o;
+        o.temperatures = std::move(temperatures);
+        o.n_replicas = n_replicas;
+        o.t_min = t_min;
+        o.t_max = t_max;
+        o.step_size = step_size;
+        o.n_steps = n_steps;
+        o.swap_every = swap_every;
+        o.seed = seed;
+        o.first_chain = first_chain;
+        const Device where = parse_device(device);
+        TemperingResult r;
+        {
+          nb::gil_scoped_release unlocked;
+          r = parallel_tempering(energy, x, n_chains, o, where);
+        }
+        raise_pending_signals();
+        const std::size_t n = to_size(r.n_chains), d = to_size(r.dim);
+        nb::dict out;
+        out["samples"] = to_numpy(std::move(r.samples), {n, d});
+        out["energy"] = to_numpy(std::move(r.energy), {n});
+        const std::size_t t = r.temperatures.size(), s = r.swap_acceptance.size(),
+                          mv = r.move_acceptance.size();
+        out["temperatures"] = to_numpy(std::move(r.temperatures), {t});
+        out["swap_acceptance"] = to_numpy(std::move(r.swap_acceptance), {s});
+        out["move_acceptance"] = to_numpy(std::move(r.move_acceptance), {mv});
+        return out;
+      },
+      nb::arg("energy"), nb::arg("x0").none(), nb::arg("n_chains"),
+      nb::arg("temperatures") = std::vector<double>{}, nb::arg("n_replicas") = 8,
+      nb::arg("t_min") = 1.0, nb::arg("t_max") = 10.0, nb::arg("step_size") = 0.01f,
+      nb::arg("n_steps") = 1000, nb::arg("swap_every") = 1, nb::arg("seed") = 0,
+      nb::arg("first_chain") = 0, nb::arg("device") = "cpu",
+      "Replica-exchange MALA on a temperature ladder; returns the T_0 replicas (samples, "
+      "energy), the ladder and the swap and move acceptance rates.");
+
+  m.def(
+      "ais_log_partition",
+      [](const Energy& energy, int64_t n_chains, int n_temperatures, int mcmc_steps,
+         float step_size, double temperature, uint64_t seed, const std::string& device) {
+        AisOptions o;
+        o.n_chains = n_chains;
+        o.n_temperatures = n_temperatures;
+        o.mcmc_steps = mcmc_steps;
+        o.step_size = step_size;
+        o.temperature = temperature;
+        o.seed = seed;
+        const Device where = parse_device(device);
+        AisResult r;
+        {
+          nb::gil_scoped_release unlocked;
+          r = ais_log_partition(energy, o, where);
+        }
+        raise_pending_signals();
+        nb::dict out;
+        out["log_z"] = r.log_z;
+        out["std_error"] = r.std_error;
+        out["ess"] = r.ess;
+        out["acceptance"] = r.acceptance;
+        const std::size_t n = r.log_weights.size();
+        out["log_weights"] = to_numpy(std::move(r.log_weights), {n});
+        return out;
+      },
+      nb::arg("energy"), nb::arg("n_chains") = 1000, nb::arg("n_temperatures") = 1000,
+      nb::arg("mcmc_steps") = 1, nb::arg("step_size") = 0.05f, nb::arg("temperature") = 1.0,
+      nb::arg("seed") = 0, nb::arg("device") = "cpu",
+      "log Z of exp(-E / T) by annealed importance sampling: log_z, std_error, ess, acceptance, "
+      "log_weights.");
+}
+
+}  // namespace cuebm::python
