@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcairo2-dev
-          libcli11-dev nlohmann-json3-dev fonts-dejavu-core python3-numpy)
+          libcli11-dev nlohmann-json3-dev fonts-dejavu-core python3-numpy
+          python3-venv python3-dev python3-pytest)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

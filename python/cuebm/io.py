@@ -13,7 +13,7 @@ def load_safetensors(path):
 def save_safetensors(path, tensors, metadata=None):
     """Writes name -> array (NumPy or torch, float32 or float64, kept as F32/F64) atomically,
     byte for byte as safetensors.torch.save_file."""
-    items = [(str(k), prepare(v)[0]) for k, v in tensors.items()]
+    items = [(str(k), prepare(v, str(k))[0]) for k, v in tensors.items()]
     _cuebm.write_safetensors(str(path), items, dict(metadata or {}))
 
 

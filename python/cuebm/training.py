@@ -76,11 +76,11 @@ class ContrastiveDivergence:
     @property
     def last_negatives(self):
         """The negatives of the last step, (n, dim) (a copy)."""
-        return self._trainer.last_negatives
+        return self._trainer.last_negatives()
 
     @property
     def replay_buffer(self):
-        return self._trainer.replay_buffer
+        return self._trainer.replay_buffer()
 
     @property
     def iteration(self):

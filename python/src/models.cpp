@@ -1,6 +1,7 @@
 // Energies: the Energy interface, the MLP (parameters in PyTorch's layout and names) and the
 // analytic energies. Every evaluation releases the GIL.
 #include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
@@ -11,6 +12,8 @@
 #include "cuebm/models/analytic.hpp"
 #include "cuebm/models/mlp.hpp"
 #include "cuebm/runtime/error.hpp"
+
+#include <optional>
 
 namespace cuebm::python {
 namespace {
@@ -25,17 +28,18 @@ NumpyArray<float> energy_of(const Energy& energy, const AnyArray& x) {
   return to_numpy(std::move(e), {e.size()});
 }
 
-nb::tuple energy_and_gradient(const Energy& energy, const AnyArray& x, bool want_energy) {
+// dE/dx (n x dim) and, when e is not null, E(x) into *e.
+NumpyArray<float> gradient_of(const Energy& energy, const AnyArray& x,
+                              std::optional<NumpyArray<float>>* e) {
   const FloatArray rows = as_rows(x, "x", energy.dim());
   const auto n = static_cast<std::size_t>(rows.shape(0));
-  std::vector<float> grad(n * energy.dim()), e(want_energy ? n : 0);
+  std::vector<float> grad(n * energy.dim()), values(e ? n : 0);
   {
     nb::gil_scoped_release unlocked;
-    energy.gradient(rows.data(), rows.shape(0), grad.data(), want_energy ? e.data() : nullptr);
+    energy.gradient(rows.data(), rows.shape(0), grad.data(), e ? values.data() : nullptr);
   }
-  auto g = to_numpy(std::move(grad), {n, static_cast<std::size_t>(energy.dim())});
-  if (!want_energy) return nb::make_tuple(g);
-  return nb::make_tuple(to_numpy(std::move(e), {n}), g);
+  if (e) *e = to_numpy(std::move(values), {n});
+  return to_numpy(std::move(grad), {n, static_cast<std::size_t>(energy.dim())});
 }
 
 std::vector<std::size_t> shape_of(const ParameterInfo& info) {
@@ -92,12 +96,15 @@ void bind_models(nb::module_& m) {
       .def_prop_ro("name", &Energy::name, "A short description, e.g. 'mlp:2-64-64-1_relu'.")
       .def("energy", &energy_of, nb::arg("x"), "E(x) of an (n, dim) array: (n,) float32.")
       .def(
-          "gradient",
-          [](const Energy& e, const AnyArray& x) { return energy_and_gradient(e, x, false)[0]; },
+          "gradient", [](const Energy& e, const AnyArray& x) { return gradient_of(e, x, nullptr); },
           nb::arg("x"), "dE/dx per row of an (n, dim) array: (n, dim) float32.")
       .def(
           "energy_and_gradient",
-          [](const Energy& e, const AnyArray& x) { return energy_and_gradient(e, x, true); },
+          [](const Energy& e, const AnyArray& x) {
+            std::optional<NumpyArray<float>> values;
+            NumpyArray<float> grad = gradient_of(e, x, &values);
+            return nb::make_tuple(*values, grad);
+          },
           nb::arg("x"), "(E(x), dE/dx) from one pass.");
 
   nb::class_<Mlp, Energy>(m, "Mlp",

@@ -180,7 +180,7 @@ void bind_training(nb::module_& m) {
           "loss, pos_energy, neg_energy, grad_norm, skipped, acceptance of the last step.")
       .def_prop_ro("iteration",
                    [](Trainer& t) { return t.started() ? t.trainer().iteration() : int64_t{0}; })
-      .def_prop_ro(
+      .def(
           "last_negatives",
           [](Trainer& t) {
             const float* neg = t.trainer().last_negatives();
@@ -189,13 +189,15 @@ void bind_training(nb::module_& m) {
             return to_numpy(std::vector<float>(neg, neg + n * d), {n, d});
           },
           "The negatives of the last step (copy).")
-      .def_prop_ro("replay_buffer",
-                   [](Trainer& t) {
-                     std::vector<float> b = t.trainer().replay_buffer();
-                     const auto d = static_cast<std::size_t>(t.model().dim());
-                     const std::size_t rows = b.size() / d;
-                     return to_numpy(std::move(b), {rows, d});
-                   })
+      .def(
+          "replay_buffer",
+          [](Trainer& t) {
+            std::vector<float> b = t.trainer().replay_buffer();
+            const auto d = static_cast<std::size_t>(t.model().dim());
+            const std::size_t rows = b.size() / d;
+            return to_numpy(std::move(b), {rows, d});
+          },
+          "The replay buffer (copy).")
       .def(
           "optimizer_state",
           [](Trainer& t) {
