@@ -8,7 +8,9 @@
 // On a GPU, device_average_ranks returns with the work queued on the stream (no wait), and the
 // two functions that return a value wait for it. In the emulated build (tests/cuda_emulation/)
 // all three first synchronise the stream, then run on the host through Thrust's CPP system,
-// so they return with the work done.
+// so they return with the work done. device_sum and device_log_weight_stats synchronise the
+// stream, so they must not be called while the stream is being captured into a CUDA graph.
+// Errors inside Thrust arrive as CudaError naming the function.
 #pragma once
 
 #include <cmath>

@@ -57,7 +57,7 @@ void mala_step(MalaBatch& b, float eta, Coef&& coef, Temperature&& temperature, 
     for (int i = 0; i < dim; ++i) {
       const std::size_t k = static_cast<std::size_t>(r) * dim + i;
       b.x1[k] = mala_proposal(b.x[k], b.g[k], eta, c, b.eps[i]);
-      f += mala_square(b.x1[k], b.x[k], eta, b.g[k]);
+      f = mala_add_square(f, b.x1[k], b.x[k], eta, b.g[k]);
     }
     b.fwd[r] = f;
   }
@@ -67,8 +67,8 @@ void mala_step(MalaBatch& b, float eta, Coef&& coef, Temperature&& temperature, 
     double rev = 0;
     bool ok = std::isfinite(b.e1[r]);
     for (int i = 0; i < dim; ++i) {
-      rev += mala_square(b.x[k0 + i], b.x1[k0 + i], eta, b.g1[k0 + i]);
-      ok = ok && std::isfinite(b.g1[k0 + i]);
+      rev = mala_add_square(rev, b.x[k0 + i], b.x1[k0 + i], eta, b.g1[k0 + i]);
+      ok = ok && std::isfinite(b.x1[k0 + i]) && std::isfinite(b.g1[k0 + i]);
     }
     const double log_alpha = mala_log_alpha(b.e[r], b.e1[r], b.fwd[r], rev, eta, temperature(r));
     if (ok && mcmc_accept(uniform(r), log_alpha)) {

@@ -67,14 +67,14 @@ void MalaChains::run_chainwise(const Energy& energy, int n_steps, const MalaSche
       double fwd = 0;
       for (int i = 0; i < dim; ++i) {
         x1[i] = mala_proposal(x0[i], g0[i], eta, coef, eps[i]);
-        fwd += mala_square(x1[i], x0[i], eta, g0[i]);
+        fwd = mala_add_square(fwd, x1[i], x0[i], eta, g0[i]);
       }
       const double e1 = analytic_energy_grad(p, x1, 1, g1, 1);
       double rev = 0;
       bool ok = std::isfinite(e1);
       for (int i = 0; i < dim; ++i) {
-        rev += mala_square(x0[i], x1[i], eta, g1[i]);
-        ok = ok && std::isfinite(g1[i]);
+        rev = mala_add_square(rev, x0[i], x1[i], eta, g1[i]);
+        ok = ok && std::isfinite(x1[i]) && std::isfinite(g1[i]);
       }
       const double log_alpha = mala_log_alpha(e0, e1, fwd, rev, eta, s.temperature[t]);
       const bool accept = ok && mcmc_accept(draws.uniform(r, t), log_alpha);

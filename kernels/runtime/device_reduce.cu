@@ -26,12 +26,14 @@
 #include <thrust/reduce.h>
 #include <thrust/sequence.h>
 #include <thrust/sort.h>
+#include <thrust/system_error.h>
 #include <thrust/transform.h>
 #include <thrust/transform_reduce.h>
 
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -173,6 +175,19 @@ struct AssignRank {
   }
 };
 
+// Runs f, turning Thrust's errors (a failed launch or allocation inside a Thrust call) into
+// cuEBM's CudaError naming the function.
+template <class F>
+auto thrust_call(const char* who, F&& f) {
+  try {
+    return f();
+  } catch (const thrust::system_error& e) {
+    throw CudaError(std::string(who) + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw CudaError(std::string(who) + ": out of memory");
+  }
+}
+
 template <class T>
 void average_ranks(const T* values, int64_t n, double* ranks, cudaStream_t stream) {
   check_count(n, "device_average_ranks");
@@ -181,11 +196,13 @@ void average_ranks(const T* values, int64_t n, double* ranks, cudaStream_t strea
   Scratch<uint64_t> keys(size, stream);
   Scratch<int64_t> order(size, stream);
   OnStream on(stream);
-  thrust::transform(on.policy(), values, values + n, keys.data(), RankKey{});
-  thrust::sequence(on.policy(), order.data(), order.data() + n);
-  thrust::sort_by_key(on.policy(), keys.data(), keys.data() + n, order.data());
-  thrust::for_each_n(on.policy(), thrust::counting_iterator<int64_t>(0), n,
-                     AssignRank{keys.data(), order.data(), n, ranks});
+  thrust_call("device_average_ranks", [&] {
+    thrust::transform(on.policy(), values, values + n, keys.data(), RankKey{});
+    thrust::sequence(on.policy(), order.data(), order.data() + n);
+    thrust::sort_by_key(on.policy(), keys.data(), keys.data() + n, order.data());
+    thrust::for_each_n(on.policy(), thrust::counting_iterator<int64_t>(0), n,
+                       AssignRank{keys.data(), order.data(), n, ranks});
+  });
 }
 
 }  // namespace
@@ -194,7 +211,9 @@ int64_t device_sum(const int* values, int64_t n, cudaStream_t stream) {
   check_count(n, "device_sum");
   if (n == 0) return 0;
   OnStream on(stream);
-  return thrust::reduce(on.policy(), values, values + n, int64_t{0}, thrust::plus<int64_t>());
+  return thrust_call("device_sum", [&] {
+    return thrust::reduce(on.policy(), values, values + n, int64_t{0}, thrust::plus<int64_t>());
+  });
 }
 
 LogWeightStats device_log_weight_stats(const double* w, int64_t n, cudaStream_t stream) {
@@ -202,16 +221,18 @@ LogWeightStats device_log_weight_stats(const double* w, int64_t n, cudaStream_t 
   LogWeightStats s;
   if (n == 0) return s;
   OnStream on(stream);
-  const MaxCount mc = thrust::transform_reduce(on.policy(), w, w + n, FiniteMaxCount{},
-                                               MaxCount{-INFINITY, 0}, CombineMaxCount{});
-  s.max = mc.max;
-  s.finite = mc.count;
-  if (mc.count == 0) return s;
-  const SumPair p = thrust::transform_reduce(on.policy(), w, w + n, ScaledWeight{mc.max},
-                                             SumPair{0, 0}, AddPair{});
-  s.sum = p.sum;
-  s.sum_sq = p.sum_sq;
-  return s;
+  return thrust_call("device_log_weight_stats", [&] {
+    const MaxCount mc = thrust::transform_reduce(on.policy(), w, w + n, FiniteMaxCount{},
+                                                 MaxCount{-INFINITY, 0}, CombineMaxCount{});
+    s.max = mc.max;
+    s.finite = mc.count;
+    if (mc.count == 0) return s;
+    const SumPair p = thrust::transform_reduce(on.policy(), w, w + n, ScaledWeight{mc.max},
+                                               SumPair{0, 0}, AddPair{});
+    s.sum = p.sum;
+    s.sum_sq = p.sum_sq;
+    return s;
+  });
 }
 
 void device_average_ranks(const float* values, int64_t n, double* ranks, cudaStream_t stream) {

@@ -68,11 +68,13 @@ __device__ void run_ais_chain(Model& m, const AisArgs& a, int64_t row, float* st
       double fwd = 0;
       for (int q = 0; 4 * q < D; ++q) {
         const Normal4 eps = draws.normal4(row, transition, q);
-        for (int c = 0; c < 4 && 4 * q + c < D; ++c) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          if (4 * q + c >= D) break;
           const int i = 4 * q + c;
           const float gb0 = ais_tempered_gradient(x[i * ld], g[i * ld], b1, a.inv_t);
           const float x1 = mala_proposal(x[i * ld], gb0, a.eta, a.coef, eps.v[c]);
-          fwd += mala_square(x1, x[i * ld], a.eta, gb0);
+          fwd = mala_add_square(fwd, x1, x[i * ld], a.eta, gb0);
           m.x(i) = x1;
         }
       }
@@ -83,7 +85,7 @@ __device__ void run_ais_chain(Model& m, const AisArgs& a, int64_t row, float* st
         const float x1 = m.x(i);
         const float gb1 = ais_tempered_gradient(x1, g1[i * ld], b1, a.inv_t);
         sq1 = ais_add_square(sq1, x1);
-        rev += mala_square(x[i * ld], x1, a.eta, gb1);
+        rev = mala_add_square(rev, x[i * ld], x1, a.eta, gb1);
         ok = ok && isfinite(gb1);
       }
       const double eb1 = ais_tempered_energy(sq1, e1, b1, a.inv_t);

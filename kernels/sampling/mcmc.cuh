@@ -41,18 +41,18 @@ CUEBM_HD float mala_proposal(float x, float g, float eta, float coef, float eps)
   return fmaf(coef, eps, fmaf(-eta, g, x));
 }
 
-// MALA's proposal density terms: (to - from + eta g(from))^2 for one coordinate, summed over
-// coordinates into the exponent of q(to | from) = N(to; from - eta g(from), 2 eta T I).
-// Written with explicit fma so that every compiler (host -ffp-contract, nvcc --fmad) rounds the
-// same way.
-CUEBM_HD double mala_square(float to, float from, float eta, float g_from) {
+// MALA's proposal density terms: acc + (to - from + eta g(from))^2 for one coordinate, summed
+// over coordinates into the exponent of q(to | from) = N(to; from - eta g(from), 2 eta T I).
+// Both the difference and the accumulation are explicit fma, so that every compiler (host
+// -ffp-contract with any -march, nvcc --fmad) rounds the same way.
+CUEBM_HD double mala_add_square(double acc, float to, float from, float eta, float g_from) {
   const double d = fma(static_cast<double>(eta), static_cast<double>(g_from),
                        static_cast<double>(to) - static_cast<double>(from));
-  return d * d;
+  return fma(d, d, acc);
 }
 
 // log of the MH ratio for target exp(-E / T): -(e1 - e0) / T - (rev - fwd) / (4 eta T), fwd the
-// sum of mala_square(x1, x0, eta, g0) and rev of mala_square(x0, x1, eta, g1).
+// sum of mala_add_square(x1, x0, eta, g0) and rev of mala_add_square(x0, x1, eta, g1).
 CUEBM_HD double mala_log_alpha(double e0, double e1, double fwd, double rev, double eta,
                                double temperature) {
   return -(e1 - e0) / temperature - (rev - fwd) / (4.0 * eta * temperature);

@@ -37,7 +37,9 @@ __device__ float energy_gradient(Model& m, float* g, int64_t ld, int dim, bool& 
   finite = isfinite(e);
   m.backward([&](int q, float4 v) {
     const float c[4] = {v.x, v.y, v.z, v.w};
-    for (int k = 0; k < 4 && 4 * q + k < dim; ++k) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      if (4 * q + k >= dim) break;
       const float gk = c[k] * scale;
       g[(4 * q + k) * ld] = gk;
       finite = finite && isfinite(gk);
@@ -116,17 +118,22 @@ __device__ bool mala_move(Model& m, const DeviceDraws& draws, int64_t row, uint6
   double fwd = 0;
   for (int q = 0; 4 * q < D; ++q) {
     const Normal4 eps = draws.normal4(row, t, q);
-    for (int c = 0; c < 4 && 4 * q + c < D; ++c) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      if (4 * q + c >= D) break;
       const int i = 4 * q + c;
       const float x1 = mala_proposal(x0[i * ld], g0[i * ld], eta, coef, eps.v[c]);
-      fwd += mala_square(x1, x0[i * ld], eta, g0[i * ld]);
+      fwd = mala_add_square(fwd, x1, x0[i * ld], eta, g0[i * ld]);
       m.x(i) = x1;
     }
   }
   bool ok = true;
   const float e1 = energy_gradient(m, g1, ld, D, ok);
   double rev = 0;
-  for (int i = 0; i < D; ++i) rev += mala_square(x0[i * ld], m.x(i), eta, g1[i * ld]);
+  for (int i = 0; i < D; ++i) {
+    rev = mala_add_square(rev, x0[i * ld], m.x(i), eta, g1[i * ld]);
+    ok = ok && isfinite(m.x(i));
+  }
   const double log_alpha = mala_log_alpha(e0, e1, fwd, rev, eta, temperature);
   const bool accept = ok && mcmc_accept(draws.uniform(row, t), log_alpha);
   return settle(m, accept, x0, g0, g1, ld, D, e0, e1);

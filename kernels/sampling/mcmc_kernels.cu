@@ -86,7 +86,9 @@ __device__ void run_hmc(Model& m, const McmcArgs& a, const DeviceDraws& draws, i
     double kinetic = 0;
     for (int q = 0; 4 * q < D; ++q) {
       const Normal4 z = draws.normal4(row, static_cast<uint64_t>(t), q);
-      for (int c = 0; c < 4 && 4 * q + c < D; ++c) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        if (4 * q + c >= D) break;
         const int i = 4 * q + c;
         const float pi = sqrtf(a.mass[i]) * z.v[c];
         p[i * ld] = pi;
@@ -203,6 +205,11 @@ ChainStorage mcmc_storage(const DeviceModel& m, int64_t max_rows) {
 
 void launch_mcmc_chains(McmcSampler sampler, const DeviceModel& m, const McmcArgs& a,
                         ChainStorage& storage, cudaStream_t s) {
+  storage.require_fits(m, 1, kStateBlocks, "launch_mcmc_chains");
+  if (sampler == McmcSampler::kMala && a.inv_temperature != 1.0f)
+    throw InvalidArgument(
+        "launch_mcmc_chains: MALA tempers through its per-step temperature; inv_temperature "
+        "must be 1");
   const auto launch = [&]<McmcSampler S>() {
     launch_row_chunks(m, storage, a.n_total,
                       [&](auto rows_model, unsigned blocks, int threads, int64_t r0, int64_t rows) {

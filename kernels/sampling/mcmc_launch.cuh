@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "cuebm/runtime/error.hpp"
 #include "kernels/models/device_model.cuh"
 #include "kernels/sampling/mcmc_device.cuh"
 
@@ -23,7 +25,10 @@ namespace cuebm::detail {
 class ChainStorage {
  public:
   ChainStorage(const DeviceModel& m, int64_t max_units, int unit_rows, int state_blocks)
-      : model_cols_(m.kind != DeviceModel::Kind::kAnalytic ? m.generic_cols : 2 * int64_t{m.dim}),
+      : unit_rows_(unit_rows),
+        state_blocks_(state_blocks),
+        dim_(m.dim),
+        model_cols_(m.kind != DeviceModel::Kind::kAnalytic ? m.generic_cols : 2 * int64_t{m.dim}),
         chunk_(std::max<int64_t>(
             1, row_chunk(max_units * unit_rows, model_cols_ + state_blocks * int64_t{m.dim}) /
                    unit_rows)),
@@ -31,12 +36,23 @@ class ChainStorage {
         scratch_(ld_ * model_cols_),
         state_(ld_ * state_blocks * m.dim) {}
 
+  // Throws InvalidArgument unless this storage was sized for m and this layout: a launch with
+  // more rows per unit, another dimension or a larger model would write past it.
+  void require_fits(const DeviceModel& m, int unit_rows, int state_blocks, const char* who) const {
+    const int64_t cols =
+        m.kind != DeviceModel::Kind::kAnalytic ? m.generic_cols : 2 * int64_t{m.dim};
+    if (unit_rows != unit_rows_ || state_blocks != state_blocks_ || m.dim != dim_ ||
+        cols != model_cols_)
+      throw InvalidArgument(std::string(who) +
+                            ": the chain storage was sized for another model or layout");
+  }
   int64_t chunk() const { return chunk_; }  // units per launch
   int64_t ld() const { return ld_; }
   float* scratch() { return scratch_.data(); }
   float* state() { return state_.data(); }
 
  private:
+  int unit_rows_, state_blocks_, dim_;
   int64_t model_cols_, chunk_, ld_;
   DeviceBuffer<float> scratch_, state_;
 };

@@ -151,6 +151,11 @@ ChainStorage tempering_storage(const DeviceModel& m, int64_t max_chains, int n_r
 void launch_tempering_chains(const DeviceModel& m, const TemperingArgs& a, int64_t n_chains,
                              ChainStorage& storage, cudaStream_t s) {
   const int R = a.n_replicas;
+  storage.require_fits(m, R, kStateBlocks, "launch_tempering_chains");
+  if (R < 2 || R > kMaxCudaReplicas)
+    throw InvalidArgument("launch_tempering_chains: " + std::to_string(R) +
+                          " replicas per chain; the CUDA backend runs 2 to " +
+                          std::to_string(kMaxCudaReplicas));
   const int per_block = std::max(1, row_block_size() / R);  // whole chains only
   const int threads = per_block * R;
   with_row_models(m, [&](auto model_rows) {
