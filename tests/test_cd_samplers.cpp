@@ -452,23 +452,5 @@ TEST(CdSamplersErrors, BadSamplerSettingsAreRejectedWithTheReason) {
   expect_invalid([&] { validate_train_config(c); }, {"training", "replicas >= 2"});
 }
 
-TEST(CdSamplersErrors, TheCudaTrainerRefusesNonLangevinNegatives) {
-  CUEBM_REQUIRE_CUDA();
-  Mlp model(MlpSpec{2, {8, 8}, Activation::kReLU}, 29);
-  for (NegativeSampler kind :
-       {NegativeSampler::mala, NegativeSampler::hmc, NegativeSampler::tempering}) {
-    const TrainerOptions o = options(kind, 2, 0.05f, 0.3f, 1);
-    expect_invalid([&] { CDTrainer t(model, o, 8, Device::cuda()); },
-                   {negative_sampler_name(kind), "Langevin negatives only"});
-    TrainConfig c;
-    c.output_dir.clear();
-    c.device = Device::cuda();
-    c.negatives.kind = kind;
-    expect_invalid([&] { validate_train_config(c); }, {"Langevin negatives only"});
-  }
-  // Langevin still runs there.
-  CDTrainer t(model, options(NegativeSampler::langevin, 2, 0.05f, 0.3f, 1), 8, Device::cuda());
-}
-
 }  // namespace
 }  // namespace cuebm

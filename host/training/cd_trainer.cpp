@@ -121,7 +121,7 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
   steps_ = std::make_shared<const detail::StepArrays>(
       detail::make_step_arrays(options_.sampler, options.cd.k_steps));
   if (options.cd.persistent && options.cd.per_chain) options_.cd.buffer_size = max_batch;
-  if (options.negatives.kind != NegativeSampler::langevin)
+  if (options.negatives.kind != NegativeSampler::langevin && !device.is_cuda())
     mcmc_ = std::make_unique<detail::McmcNegatives>(options_, d, options.cd.k_steps, max_batch);
   on_warning = [](const std::string& line) { std::cerr << "cuebm: " << line << "\n"; };
 #if CUEBM_HAVE_CUDA

@@ -34,20 +34,6 @@ __global__ void __launch_bounds__(kSumThreads)
   if (threadIdx.x == 0) *out = tried > 0 ? sh[0] / tried : NAN;
 }
 
-// sigma^2 of the target, in double (mcmc_negatives.cpp temperature()).
-double target_temperature(const TrainerOptions& o) {
-  const double sigma = o.sampler.noise_scale.start();
-  return sigma * sigma;
-}
-
-// HMC's leapfrog step (mcmc_negatives.cpp hmc_step()): given, or sqrt(2 eta) sigma.
-float hmc_step(const TrainerOptions& o) {
-  const NegativeSamplerOptions& n = o.negatives;
-  return n.hmc_step_size > 0
-             ? n.hmc_step_size
-             : std::sqrt(2.0f * o.sampler.step_size.start()) * o.sampler.noise_scale.start();
-}
-
 }  // namespace
 
 DeviceNegatives::DeviceNegatives(const DeviceModel& m, const TrainerOptions& o, int64_t max_rows,
@@ -75,10 +61,11 @@ DeviceNegatives::DeviceNegatives(const DeviceModel& m, const TrainerOptions& o, 
       break;
     }
     case NegativeSampler::hmc:
-      upload(hmc_eps_, std::vector<float>(std::max({k_steps_, init_steps_, 1}), hmc_step(o)), s);
+      upload(hmc_eps_,
+             std::vector<float>(std::max({k_steps_, init_steps_, 1}), negatives_hmc_step(o)), s);
       upload(mass_, full_mass(o.negatives.mass, dim_, "CDTrainer HMC"), s);
       leapfrog_ = o.negatives.leapfrog;
-      inv_temperature_ = static_cast<float>(1.0 / target_temperature(o));
+      inv_temperature_ = static_cast<float>(1.0 / negatives_temperature(o));
       break;
     case NegativeSampler::tempering: {
       replicas_ = o.negatives.replicas;

@@ -81,8 +81,8 @@ struct TrainerOptions {
   // HMC and tempering need them constant). n_steps is taken from cd.k_steps; thin/diagnostics
   // are ignored; clamp applies to Langevin only.
   LangevinOptions sampler;
-  // Which sampler draws the negatives, and the settings of MALA, HMC and tempering. The CUDA
-  // backend supports Langevin negatives only for now (others throw InvalidArgument there).
+  // Which sampler draws the negatives, and the settings of MALA, HMC and tempering. On the CUDA
+  // backend all four run on the device (tempering: at most 64 replicas per chain).
   NegativeSamplerOptions negatives;
   AdamOptions adam;
   float max_grad_norm = 1.0f;  // <= 0 disables clipping
