@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <utility>
 
 #include "cuebm/runtime/error.hpp"
 #include "host/models/parallel.hpp"
+#include "host/training/cuda_score_matching.hpp"
 #include "kernels/training/score_matching.cuh"
 
 namespace cuebm {
@@ -66,11 +68,10 @@ template <Activation A>
 void run_rows(const detail::SmNet& net, const detail::SmLayout& layout,
               const detail::SmRowParams& p, const float* x, int64_t row0, int64_t row1,
               float* scratch, float* grad, double& loss) {
-  const detail::SmBuf<detail::SmDense> s{scratch, {}};
+  const detail::SmBuf<detail::SmDense> s{scratch, {}}, g{grad, {}};
   const int d = layout.D;
   for (int64_t r = row0; r < row1; ++r)
-    loss +=
-        detail::sm_row_loss<A>(net, layout, p, x + r * d, static_cast<uint64_t>(r), s, 1.0f, grad);
+    loss += detail::sm_row_loss<A>(net, layout, p, x + r * d, static_cast<uint64_t>(r), s, 1.0f, g);
 }
 
 }  // namespace
@@ -124,12 +125,29 @@ std::string denoising_sign_name(DenoisingSign sign) {
   return name_of(sign, kSignNames, kSignValues);
 }
 
-ScoreLoss::ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64_t max_rows)
-    : spec_(spec), options_(options) {
+namespace detail {
+CudaScoreLossHandle::CudaScoreLossHandle() = default;
+CudaScoreLossHandle::CudaScoreLossHandle(std::unique_ptr<CudaScoreLoss> impl)
+    : impl_(std::move(impl)) {}
+CudaScoreLossHandle::CudaScoreLossHandle(const CudaScoreLossHandle& other)
+    : impl_(other.impl_ ? other.impl_->clone() : nullptr) {}
+CudaScoreLossHandle& CudaScoreLossHandle::operator=(const CudaScoreLossHandle& other) {
+  if (this != &other) impl_ = other.impl_ ? other.impl_->clone() : nullptr;
+  return *this;
+}
+CudaScoreLossHandle::CudaScoreLossHandle(CudaScoreLossHandle&& other) noexcept = default;
+CudaScoreLossHandle& CudaScoreLossHandle::operator=(CudaScoreLossHandle&& other) noexcept = default;
+CudaScoreLossHandle::~CudaScoreLossHandle() = default;
+}  // namespace detail
+
+ScoreLoss::ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64_t max_rows,
+                     Device device)
+    : spec_(spec), options_(options), device_(device) {
   validate_mlp_spec(spec);
   validate_score_loss_options(options);
   if (max_rows < 0)
     throw InvalidArgument("ScoreLoss: max_rows must be >= 0, got " + std::to_string(max_rows));
+  check_device(device);
   widths_.push_back(spec.input_dim);
   widths_.insert(widths_.end(), spec.hidden.begin(), spec.hidden.end());
   widths_.push_back(1);
@@ -139,6 +157,14 @@ ScoreLoss::ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64
   const int n_lin = static_cast<int>(widths_.size()) - 1;
   row_floats_ =
       static_cast<std::size_t>(detail::SmLayout::make(widths_.data(), n_lin, ch.T, ch.S).total);
+  if (device.is_cuda()) {
+#if CUEBM_HAVE_CUDA
+    cuda_ = detail::CudaScoreLossHandle(
+        detail::make_cuda_score_loss(spec, options, device.index, max_rows));
+    reserved_rows_ = max_rows;
+#endif
+    return;
+  }
   grad_sum_.resize(num_params_);
   weights_t_.resize(num_params_);
   if (max_rows > 0) reserve(max_rows);
@@ -146,6 +172,11 @@ ScoreLoss::ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64
 
 void ScoreLoss::reserve(int64_t max_rows) {
   if (max_rows <= reserved_rows_) return;
+  if (cuda_.get()) {
+    cuda_.get()->reserve(max_rows);
+    reserved_rows_ = max_rows;
+    return;
+  }
   const auto chunks = static_cast<std::size_t>(num_chunks(max_rows));
   if (scratch_.size() < chunks * row_floats_) scratch_.resize(chunks * row_floats_);
   if (grad_partials_.size() < chunks * num_params_) grad_partials_.resize(chunks * num_params_);
@@ -180,6 +211,7 @@ double ScoreLoss::evaluate(std::span<const float> params, const float* x, int64_
       throw InvalidArgument("ScoreLoss::evaluate: parameter " + std::to_string(i) +
                             " is not finite");
   reserve(n);
+  if (cuda_.get()) return cuda_.get()->evaluate_host(params.data(), x, n, iteration, grad);
 
   const detail::SmChannelCounts ch = channel_counts(options_, spec_);
   const int n_lin = static_cast<int>(widths_.size()) - 1;
@@ -214,6 +246,20 @@ double ScoreLoss::evaluate(std::span<const float> params, const float* x, int64_
     for (std::size_t i = 0; i < np; ++i) grad[i] = static_cast<float>(sum[i] * inv_n);
   }
   return total * inv_n;
+}
+
+double ScoreLoss::evaluate_on_device(const float* params, const float* x, int64_t n,
+                                     uint64_t iteration, float* grad, cudaStream_t stream,
+                                     double* loss_out) {
+  if (!cuda_.get())
+    throw InvalidArgument("ScoreLoss::evaluate_on_device: this loss runs on " +
+                          device_.to_string() + ", not on a CUDA device");
+  if (n < 1 || n > reserved_rows_)
+    throw InvalidArgument("ScoreLoss::evaluate_on_device: batch must have 1 to reserved_rows() = " +
+                          std::to_string(reserved_rows_) + " rows, got " + std::to_string(n));
+  if (!params) throw InvalidArgument("ScoreLoss::evaluate_on_device: params is null");
+  if (!x) throw InvalidArgument("ScoreLoss::evaluate_on_device: x is null");
+  return cuda_.get()->evaluate_device(params, x, n, iteration, grad, stream, loss_out);
 }
 
 }  // namespace cuebm

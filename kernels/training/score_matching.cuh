@@ -1,5 +1,6 @@
 // Per-row math of the score-matching losses (cuebm/training/score_matching.hpp), shared by the
-// CPU backend (host/training/score_matching.cpp) and, later, the CUDA kernels: no allocation,
+// CPU backend (host/training/score_matching.cpp) and the CUDA kernels
+// (kernels/training/score_matching_kernels.cu, one row per thread): no allocation,
 // no library calls beyond Philox and the activations, every buffer in a caller-provided
 // per-row scratch, so one GPU thread can run one row.
 //
@@ -20,8 +21,8 @@
 // pre-activation channels. Then
 //   dW_h[j][k] += sum_c Zbar_h[c][j] A_{h-1}[c][k],   db_h[j] += Zbar_h[0][j],
 //   dw_out[k]  += sum_t alpha_t A_H[1+t][k] + sum_s beta_s A_H[1+T+s][k],  db_out = 0
-// (sm_add_parameter_gradient). On a GPU those sums over rows and channels are GEMMs over the
-// stored Zbar and A, with rows x channels as the inner dimension.
+// (sm_add_parameter_gradient), into a gradient buffer of the caller's: the CPU's per-chunk sum,
+// or a GPU thread's own per-row column (strided like the scratch), reduced over rows after.
 //
 // SCRATCH, in floats, element i of a row's scratch at base[map(i)] (SmDense: i; SmStrided:
 // i * ld, for a column layout across GPU threads). SmLayout::make(widths, n_lin, T, S) gives
@@ -348,20 +349,21 @@ CUEBM_HD void sm_reverse(const SmNet& net, const SmLayout& L, SmBuf<Map> s, SmBu
 }
 
 // grad += scale * d Phi / d theta from the Zbar and A left by sm_reverse (formulas at the
-// top). grad is a plain array of num_parameters floats (the CPU backend's per-chunk sum).
-template <class Map>
+// top). grad: num_parameters floats, dense (the CPU backend's per-chunk sum) or strided (a GPU
+// thread's own per-row gradient column).
+template <class Map, class GMap>
 CUEBM_HD void sm_add_parameter_gradient(const SmNet& net, const SmLayout& L, SmBuf<Map> s,
                                         SmBuf<Map> alpha, SmBuf<Map> beta, float scale,
-                                        float* grad) {
+                                        SmBuf<GMap> grad) {
   const int C = L.C, T = L.T, S = L.S, H = net.n_lin - 1;
   int64_t off = 0;
   for (int l = 0; l < H; ++l) {
     const int n_in = net.widths[l], n_out = net.widths[l + 1];
     const int c_end = l == 0 ? 1 + T : C;  // A_0's second-order channels are 0
     const SmBuf<Map> in = s.at(L.a(l)), zb = s.at(L.zbar(l + 1));
-    float* gb = grad + off + static_cast<int64_t>(n_out) * n_in;
+    const SmBuf<GMap> gb = grad.at(off + static_cast<int64_t>(n_out) * n_in);
     for (int j = 0; j < n_out; ++j) {
-      float* gr = grad + off + static_cast<int64_t>(j) * n_in;
+      const SmBuf<GMap> gr = grad.at(off + static_cast<int64_t>(j) * n_in);
       for (int c = 0; c < c_end; ++c) {
         const float f = scale * zb[static_cast<int64_t>(c) * n_out + j];
         if (f == 0.0f) continue;
@@ -374,7 +376,7 @@ CUEBM_HD void sm_add_parameter_gradient(const SmNet& net, const SmLayout& L, SmB
   }
   const int n_h = net.widths[H];
   const SmBuf<Map> a = s.at(L.a(H));
-  float* go = grad + off;
+  const SmBuf<GMap> go = grad.at(off);
   for (int t = 0; t < T; ++t) {
     const float f = scale * alpha[t];
     for (int k = 0; k < n_h; ++k) go[k] = fmaf(f, a[(1 + t) * n_h + k], go[k]);
@@ -501,9 +503,9 @@ CUEBM_HD void sm_projection(const SmRowParams& p, int D, uint64_t row, int proj,
 // One forward-tangent-reverse round with a single first-order channel along u (in L.u) and
 // alpha = 1: adds scale * d (u . g) / d theta to grad, u held fixed. Needs sm_forward_primal
 // at the point first; L must have T = 1, S = 0.
-template <Activation A, class Map>
+template <Activation A, class Map, class GMap>
 CUEBM_HD void sm_add_directional_gradient(const SmNet& net, const SmLayout& L, SmBuf<Map> s,
-                                          float scale, float* grad) {
+                                          float scale, SmBuf<GMap> grad) {
   const SmBuf<Map> alpha = s.at(L.alpha), beta = s.at(L.beta);
   sm_forward_tangents<A>(net, L, s, s.at(L.u), s.at(L.t), s.at(L.q));
   alpha[0] = 1.0f;
@@ -511,13 +513,13 @@ CUEBM_HD void sm_add_directional_gradient(const SmNet& net, const SmLayout& L, S
   sm_add_parameter_gradient(net, L, s, alpha, beta, scale, grad);
 }
 
-// The loss of one row x (D floats) with the draws of (p.iteration, row); when grad is not
-// null adds grad_scale * d loss / d theta to it. L = SmLayout::make(widths, n_lin, T, S) with
+// The loss of one row x (D floats) with the draws of (p.iteration, row); when grad.p is not
+// null adds grad_scale * d loss / d theta to grad. L = SmLayout::make(widths, n_lin, T, S) with
 // (T, S) = sm_channel_counts(p, D, activation_has_curvature<A>()).
-template <Activation A, class Map>
+template <Activation A, class Map, class GMap>
 CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p,
                            const float* x, uint64_t row, SmBuf<Map> s, float grad_scale,
-                           float* grad) {
+                           SmBuf<GMap> grad) {
   const int D = L.D, T = L.T, S = L.S;
   const SmBuf<Map> g = s.at(L.g), u = s.at(L.u), t = s.at(L.t), q = s.at(L.q);
   const SmBuf<Map> alpha = s.at(L.alpha), beta = s.at(L.beta);
@@ -535,7 +537,7 @@ CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParam
     float sq = 0.0f, tr = 0.0f;
     for (int k = 0; k < D; ++k) sq = fmaf(t[k], t[k], sq);
     for (int k = 0; k < S; ++k) tr += q[k];
-    if (grad) {
+    if (grad.p) {
       for (int k = 0; k < T; ++k) alpha[k] = (1.0f + 2.0f * lambda) * t[k];
       for (int k = 0; k < S; ++k) beta[k] = -1.0f;
       sm_reverse<A>(net, L, s, alpha, beta);
@@ -562,7 +564,7 @@ CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParam
     const float inv_p = 1.0f / static_cast<float>(P);
     float sum = 0.0f;
     for (int j = 0; j < P; ++j) sum += 0.5f * t[j] * t[j] - (j < S ? q[j] : 0.0f);
-    if (grad) {
+    if (grad.p) {
       for (int j = 0; j < P; ++j) alpha[j] = t[j] * inv_p;
       if (T > P) alpha[P] = 2.0f * lambda;
       for (int j = 0; j < S; ++j) beta[j] = -inv_p;
@@ -590,7 +592,7 @@ CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParam
       loss = fmaf(r, r, loss);
     }
     loss *= 0.5f;
-    if (grad) sm_add_directional_gradient<A>(net, L, s, grad_scale, grad);
+    if (grad.p) sm_add_directional_gradient<A>(net, L, s, grad_scale, grad);
     if (lambda > 0.0f) {
       for (int k = 0; k < D; ++k) xb[k] = x[k];
       sm_set_input(L, s, xb);
@@ -602,7 +604,7 @@ CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParam
         u[k] = 2.0f * lambda * g[k];
       }
       loss += lambda * sq;
-      if (grad) sm_add_directional_gradient<A>(net, L, s, grad_scale, grad);
+      if (grad.p) sm_add_directional_gradient<A>(net, L, s, grad_scale, grad);
     }
     return loss;
   }
@@ -628,7 +630,7 @@ CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParam
     tr = fmaf(g2[k] - g[k], aux[k], tr);
   }
   tr *= inv;
-  if (grad) {
+  if (grad.p) {
     // At x' (still in the scratch): d/dtheta of -(g(x') . delta') inv.
     for (int k = 0; k < D; ++k) u[k] = -aux[k] * inv;
     sm_add_directional_gradient<A>(net, L, s, grad_scale, grad);

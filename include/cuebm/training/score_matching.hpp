@@ -1,5 +1,5 @@
 // Score-matching losses of an MLP energy (TorchEBM 0.3.17's ScoreMatching, SlicedScoreMatching
-// and DenosingScoreMatching) and their parameter gradients, on the CPU backend.
+// and DenosingScoreMatching) and their parameter gradients, on the CPU backend or a CUDA device.
 //
 // Notation: g(x) = dE/dx (TorchEBM's "score"; the model's score is -g for p ~ exp(-E)), H(x) the
 // input Hessian, d the dimension; every loss is a mean over the batch's rows.
@@ -31,18 +31,53 @@
 // (seed, iteration, row), so they do not depend on the thread count and a GPU can reproduce
 // them (kernels/training/score_matching.cuh). Results are also independent of the thread
 // count: the batch is reduced in an order fixed by the number of rows alone.
+//
+// On a CUDA device (kernels/training/score_matching_kernels.cu) every row runs the same per-row
+// math, one row per GPU thread, and the batch is reduced in the CPU's grouping without atomics:
+// results are reproducible bit for bit, independent of the block size, and agree with the CPU's
+// to float rounding of the gradient's group sums (device math functions may differ from the
+// host's in the last bit).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/device.hpp"
+
+#if !defined(__CUDA_RUNTIME_H__) && !defined(__DRIVER_TYPES_H__) && !defined(CUEBM_CUDA_STREAM_T)
+#define CUEBM_CUDA_STREAM_T
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;  // the same type as CUDA's own typedef
+#endif
 
 namespace cuebm {
+
+namespace detail {
+class CudaScoreLoss;  // host/training/cuda_score_matching.hpp
+
+// Owns a ScoreLoss's device half; copying makes a fresh one of the same shape (so ScoreLoss
+// stays copyable and two copies never share a workspace).
+class CudaScoreLossHandle {
+ public:
+  CudaScoreLossHandle();
+  explicit CudaScoreLossHandle(std::unique_ptr<CudaScoreLoss> impl);
+  CudaScoreLossHandle(const CudaScoreLossHandle& other);
+  CudaScoreLossHandle& operator=(const CudaScoreLossHandle& other);
+  CudaScoreLossHandle(CudaScoreLossHandle&& other) noexcept;
+  CudaScoreLossHandle& operator=(CudaScoreLossHandle&& other) noexcept;
+  ~CudaScoreLossHandle();
+  CudaScoreLoss* get() const { return impl_.get(); }
+
+ private:
+  std::unique_ptr<CudaScoreLoss> impl_;
+};
+}  // namespace detail
 
 enum class ScoreLossKind { kScoreMatching, kSlicedScoreMatching, kDenoisingScoreMatching };
 enum class HessianMethod { kExact, kTorchEbmApprox };
@@ -79,17 +114,20 @@ std::string projection_type_name(ProjectionType type);
 DenoisingSign parse_denoising_sign(std::string_view name);
 std::string denoising_sign_name(DenoisingSign sign);
 
-// One score-matching loss for one MLP shape, with the workspace its evaluations need.
-// evaluate() allocates nothing for batches of up to reserved_rows() rows (the constructor's
-// max_rows, or the largest batch seen so far).
+// One score-matching loss for one MLP shape, with the workspace its evaluations need, on one
+// device. evaluate() allocates nothing for batches of up to reserved_rows() rows (the
+// constructor's max_rows, or the largest batch seen so far). One evaluation at a time.
 class ScoreLoss {
  public:
-  // Validates the options; sizes the workspace for batches of up to max_rows rows (0: on the
-  // first evaluate).
-  ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64_t max_rows = 0);
+  // Validates the options and the device (check_device); sizes the workspace for batches of up
+  // to max_rows rows (0: on the first evaluate).
+  ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64_t max_rows = 0,
+            Device device = Device::cpu());
 
   const ScoreLossOptions& options() const { return options_; }
   const MlpSpec& spec() const { return spec_; }
+  const Device& device() const { return device_; }
+  std::size_t num_parameters() const { return num_params_; }
   int64_t reserved_rows() const { return reserved_rows_; }
   void reserve(int64_t max_rows);
   // Per-row scratch of the row math (floats), for sizing GPU buffers.
@@ -103,9 +141,22 @@ class ScoreLoss {
   double evaluate(const Mlp& model, const float* x, int64_t n, uint64_t iteration,
                   float* grad = nullptr);
 
+  // CUDA device only (InvalidArgument on the CPU): the same loss with params
+  // (num_parameters() floats), x (n x dim, row-major) and grad (num_parameters() floats, or
+  // null) in this device's memory, enqueued on `stream` after what is already queued there.
+  // 1 <= n <= reserved_rows() (reserve() first): nothing is allocated. Without loss_out the loss
+  // is copied back and the stream synchronised once, and it is returned; with loss_out (device,
+  // one double) nothing is synchronised, the loss lands there in stream order and NaN is
+  // returned. The values of x and params are not checked here (non-finite inputs give a
+  // non-finite loss); grad is written in stream order.
+  double evaluate_on_device(const float* params, const float* x, int64_t n, uint64_t iteration,
+                            float* grad, cudaStream_t stream, double* loss_out = nullptr);
+
  private:
   MlpSpec spec_;
   ScoreLossOptions options_;
+  Device device_;
+  detail::CudaScoreLossHandle cuda_;  // set on a CUDA device
   std::vector<int> widths_;
   std::size_t num_params_ = 0;
   std::size_t row_floats_ = 0;
