@@ -64,6 +64,7 @@ void register_langevin_benchmarks(const BenchConfig& config);
 void register_cd_benchmarks(const BenchConfig& config);
 void register_energy_benchmarks(const BenchConfig& config);
 void register_mcmc_benchmarks(const BenchConfig& config);
+void register_score_matching_benchmarks(const BenchConfig& config);
 void register_thread_policy_benchmarks(const BenchConfig& config);
 
 // "openmp", "pool" (the default policy) or "pool:IDLE_US:JOIN_US[:ADAPT]" (ADAPT 0 or 1);

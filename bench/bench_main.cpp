@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   cuebm::bench::register_cd_benchmarks(config);
   cuebm::bench::register_energy_benchmarks(config);
   cuebm::bench::register_mcmc_benchmarks(config);
+  cuebm::bench::register_score_matching_benchmarks(config);
   if (config.policy_threads.empty()) config.policy_threads = {1, std::max(2, omp_get_num_procs())};
   cuebm::bench::register_thread_policy_benchmarks(config);
 
