@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -191,6 +192,7 @@ Command add_train_command(CLI::App& app) {
     CommonOptions common;
     std::string activation = "relu", progress = "auto", checkpoint, model_path, report, config;
     std::string sampler = "langevin";
+    std::string loss = "cd", hessian = "exact", projection = "rademacher", dsm_sign = "correct";
     std::vector<std::string> data_params;
     std::vector<int> hidden;
     bool no_output = false, no_checkpoint = false;
@@ -202,8 +204,8 @@ Command add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Trains an MLP energy on a 2-D dataset with contrastive divergence and Langevin, MALA, "
-      "HMC or tempering negatives (TorchEBM's Gaussian-mixture tutorial by default); writes the "
-      "density "
+      "HMC or tempering negatives (TorchEBM's Gaussian-mixture tutorial by default) or with a "
+      "score-matching loss (--loss sm, ssm or dsm); writes the density "
       "figures, the final samples, the model (safetensors) and checkpoints, and prints the "
       "metrics. Settings come from flags and/or a JSON config file (--config); flags override "
       "the file. A run whose negatives leave the data's range by orders of magnitude or whose "
@@ -290,6 +292,36 @@ Command add_train_command(CLI::App& app) {
                            "tempering: steps between swap rounds")
                ->capture_default_str(),
            1);
+  cmd->add_option("--loss", s->loss,
+                  "Loss: cd (contrastive divergence with the sampler's negatives; the model "
+                  "means exp(-E / sigma^2)), sm (exact score matching), ssm (sliced score "
+                  "matching) or dsm (denoising score matching); the score-matching losses use "
+                  "no negatives and train exp(-E) (T = 1; use a smooth activation: ReLU's "
+                  "zero second derivative leaves sm only |dE/dx|^2 to push down)")
+      ->check(CLI::IsMember({"cd", "sm", "ssm", "dsm"}))
+      ->capture_default_str();
+  cmd->add_option("--hessian", s->hessian,
+                  "sm: exact (the Hessian's trace, default) or torchebm_approx (TorchEBM's "
+                  "finite-difference estimate, which is tr H / D: off by the factor D)")
+      ->check(CLI::IsMember({"exact", "torchebm_approx"}))
+      ->capture_default_str();
+  at_least(
+      cmd->add_option("--projections", c.score.n_projections, "ssm: random projections per row")
+          ->capture_default_str(),
+      1);
+  cmd->add_option("--projection", s->projection, "ssm: rademacher, sphere or gaussian")
+      ->check(CLI::IsMember({"rademacher", "sphere", "gaussian"}))
+      ->capture_default_str();
+  cmd->add_option("--dsm-noise", c.score.noise_scale, "dsm: the noise scale sigma (> 0)")
+      ->capture_default_str();
+  cmd->add_option("--dsm-sign", s->dsm_sign,
+                  "dsm: correct (the model's score is -dE/dx, default) or torchebm (TorchEBM "
+                  "0.3.17's sign, which trains the inverted density; for reproduction only)")
+      ->check(CLI::IsMember({"correct", "torchebm"}))
+      ->capture_default_str();
+  cmd->add_option("--sm-reg", c.score.regularization_strength,
+                  "sm, ssm, dsm: weight lambda of lambda mean |dE/dx|^2 (>= 0)")
+      ->capture_default_str();
   cmd->add_option("-o,--output", c.output_dir,
                   "Folder for figures, samples.npy, model.safetensors and checkpoint.safetensors")
       ->capture_default_str();
@@ -339,6 +371,27 @@ Command add_train_command(CLI::App& app) {
             c.model.hidden = s->hidden;
             c.model.activation = parse_activation(s->activation);
             c.negatives.kind = parse_negative_sampler(s->sampler);
+            c.loss = parse_training_loss(s->loss);
+            // A score-matching setting given for a loss it does not belong to is a mistake.
+            const auto only_for = [&](const char* flag, std::initializer_list<TrainingLoss> ok) {
+              if (cmd->get_option(flag)->count() == 0) return;
+              for (TrainingLoss l : ok)
+                if (l == c.loss) return;
+              std::string names;
+              for (TrainingLoss l : ok)
+                names += (names.empty() ? "" : " or ") + training_loss_name(l);
+              throw InvalidArgument(std::string(flag) + " applies to --loss " + names +
+                                    ", not --loss " + training_loss_name(c.loss));
+            };
+            only_for("--hessian", {TrainingLoss::sm});
+            only_for("--projections", {TrainingLoss::ssm});
+            only_for("--projection", {TrainingLoss::ssm});
+            only_for("--dsm-noise", {TrainingLoss::dsm});
+            only_for("--dsm-sign", {TrainingLoss::dsm});
+            only_for("--sm-reg", {TrainingLoss::sm, TrainingLoss::ssm, TrainingLoss::dsm});
+            c.score.hessian_method = parse_hessian_method(s->hessian);
+            c.score.projection_type = parse_projection_type(s->projection);
+            c.score.denoising_sign = parse_denoising_sign(s->dsm_sign);
             if (!s->data_params.empty())
               c.dataset_params = parse_key_values(s->data_params, "--data-param");
             c.device = parse_device(s->common.device);
@@ -361,13 +414,21 @@ Command add_train_command(CLI::App& app) {
             const bool bar =
                 s->progress == "bar" || (s->progress == "auto" && ::isatty(STDERR_FILENO));
             Progress progress(bar, c.log_every);
-            std::printf(
-                "cuEBM train on %s, %d thread(s); dataset %s; model %s; %s negatives; T = "
-                "sigma^2 = %g\n",
-                c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
-                c.dataset.c_str(), Mlp(c.model, c.seed).name().c_str(),
-                negative_sampler_name(c.negatives.kind).c_str(),
-                static_cast<double>(c.noise_scale) * c.noise_scale);
+            if (is_score_matching(c.loss))
+              std::printf(
+                  "cuEBM train on %s, %d thread(s); dataset %s; model %s; loss %s, no "
+                  "negatives; T = 1\n",
+                  c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
+                  c.dataset.c_str(), Mlp(c.model, c.seed).name().c_str(),
+                  training_loss_name(c.loss).c_str());
+            else
+              std::printf(
+                  "cuEBM train on %s, %d thread(s); dataset %s; model %s; loss cd, %s negatives; "
+                  "T = sigma^2 = %g\n",
+                  c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
+                  c.dataset.c_str(), Mlp(c.model, c.seed).name().c_str(),
+                  negative_sampler_name(c.negatives.kind).c_str(),
+                  static_cast<double>(c.noise_scale) * c.noise_scale);
             const auto log = [&](const std::string& line) { progress.log(line); };
             std::function<void(const TrainProgress&)> on_step;
             if (s->progress != "none")
@@ -381,8 +442,8 @@ Command add_train_command(CLI::App& app) {
                 static_cast<long long>(run_iterations), r.train_seconds,
                 run_iterations ? 1e3 * r.train_seconds / static_cast<double>(run_iterations) : 0.0,
                 static_cast<long long>(r.skipped));
-            std::printf("Metrics at T = %g: log Z = %.4f, test NLL = %.4f nats", r.temperature,
-                        r.log_z, r.test_nll);
+            std::printf("Metrics at T = %g (%s): log Z = %.4f, test NLL = %.4f nats", r.temperature,
+                        r.temperature_source.c_str(), r.log_z, r.test_nll);
             if (std::isfinite(r.data_entropy))
               std::printf(", H(data) = %.4f, KL(data||model) = %.4f", r.data_entropy, r.kl);
             std::printf(", MMD^2 = %.5f\n", r.mmd2);

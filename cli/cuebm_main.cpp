@@ -1,4 +1,4 @@
-// The cuebm command: train, sample, eval and metrics without writing C++.
+// The cuebm command: train, sample, eval, metrics, logz and loss without writing C++.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
@@ -6,6 +6,10 @@
 
 #include "common.hpp"
 #include "cuebm/runtime/error.hpp"
+
+namespace cuebm::cli {
+Command add_loss_command(CLI::App& app);  // cmd_loss.cpp
+}  // namespace cuebm::cli
 
 namespace {
 
@@ -44,8 +48,8 @@ int main(int argc, char** argv) {
   app.footer(kExitCodesFooter);
   app.require_subcommand(1);
   const Command commands[] = {add_train_command(app), add_sample_command(app),
-                              add_eval_command(app), add_metrics_command(app),
-                              add_logz_command(app)};
+                              add_eval_command(app),  add_metrics_command(app),
+                              add_logz_command(app),  add_loss_command(app)};
   const int parsed = guarded([&] {
     try {
       app.parse(argc, argv);

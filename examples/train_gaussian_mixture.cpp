@@ -1,6 +1,6 @@
 // The TorchEBM Gaussian-mixture tutorial in cuEBM: trains an MLP energy with CD-k and
-// Langevin negatives (or --sampler mala, hmc, tempering), writes the tutorial's figures and
-// prints the final metrics.
+// Langevin negatives (or --sampler mala, hmc, tempering), or with a score-matching loss
+// (--loss sm, ssm, dsm), writes the tutorial's figures and prints the final metrics.
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
       "negatives (TorchEBM's Gaussian-mixture tutorial by default), writes the density "
       "figures and the final samples, and prints the metrics."};
   std::string activation = "relu", device = "auto", sampler = "langevin";
+  std::string loss = "cd", hessian = "exact", projection = "rademacher", dsm_sign = "correct";
   std::vector<std::string> data_params;
   std::vector<int> hidden = c.model.hidden;
   bool no_output = false;
@@ -100,6 +101,28 @@ int main(int argc, char** argv) {
                  "tempering: the hottest temperature (default: 10 sigma^2)");
   app.add_option("--swap-every", c.negatives.swap_every, "tempering: steps between swap rounds")
       ->capture_default_str();
+  app.add_option("--loss", loss,
+                 "cd (contrastive divergence, T = sigma^2), or score matching at T = 1 without "
+                 "negatives: sm (exact), ssm (sliced), dsm (denoising); with score matching use a "
+                 "smooth activation (silu, softplus, tanh, gelu)")
+      ->check(CLI::IsMember({"cd", "sm", "ssm", "dsm"}))
+      ->capture_default_str();
+  app.add_option("--hessian", hessian, "sm: exact or torchebm_approx (off by the factor D)")
+      ->check(CLI::IsMember({"exact", "torchebm_approx"}))
+      ->capture_default_str();
+  app.add_option("--projections", c.score.n_projections, "ssm: projections per row")
+      ->capture_default_str();
+  app.add_option("--projection", projection, "ssm: rademacher, sphere or gaussian")
+      ->check(CLI::IsMember({"rademacher", "sphere", "gaussian"}))
+      ->capture_default_str();
+  app.add_option("--dsm-noise", c.score.noise_scale, "dsm: noise scale sigma")
+      ->capture_default_str();
+  app.add_option("--dsm-sign", dsm_sign, "dsm: correct or torchebm (TorchEBM's inverted sign)")
+      ->check(CLI::IsMember({"correct", "torchebm"}))
+      ->capture_default_str();
+  app.add_option("--sm-reg", c.score.regularization_strength,
+                 "sm, ssm, dsm: weight of lambda mean |dE/dx|^2")
+      ->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of the parameters, noise and shuffling")
       ->capture_default_str();
   app.add_option("-o,--output", c.output_dir, "Folder for figures, samples.npy and report.json")
@@ -118,23 +141,28 @@ int main(int argc, char** argv) {
     c.model.hidden = hidden;
     c.model.activation = cuebm::parse_activation(activation);
     c.negatives.kind = cuebm::parse_negative_sampler(sampler);
+    c.loss = cuebm::parse_training_loss(loss);
+    c.score.hessian_method = cuebm::parse_hessian_method(hessian);
+    c.score.projection_type = cuebm::parse_projection_type(projection);
+    c.score.denoising_sign = cuebm::parse_denoising_sign(dsm_sign);
     if (!data_params.empty()) c.dataset_params = parse_params(data_params);
     c.device = cuebm::parse_device(device);
     if (no_output) c.output_dir.clear();
     if (!c.output_dir.empty()) c.report_path = c.output_dir + "/report.json";
-    std::printf("cuEBM %s on %s, %d thread(s); dataset %s; model %s; T = sigma^2 = %g\n",
+    std::printf("cuEBM %s on %s, %d thread(s); dataset %s; model %s; loss %s; T = %g (%s)\n",
                 "train_gaussian_mixture", c.device.to_string().c_str(),
                 c.threads > 0 ? c.threads : cuebm::num_threads(), c.dataset.c_str(),
                 cuebm::Mlp(c.model, c.seed).name().c_str(),
-                static_cast<double>(c.noise_scale) * c.noise_scale);
+                cuebm::training_loss_name(c.loss).c_str(), cuebm::training_temperature(c),
+                cuebm::training_temperature_source(c).c_str());
     const cuebm::TrainReport r =
         cuebm::run_training(c, [](const std::string& line) { std::printf("%s\n", line.c_str()); });
     std::printf("Training: %lld iterations in %.3f s (%.3f ms per iteration), %lld skipped\n",
                 static_cast<long long>(r.iterations), r.train_seconds,
                 1e3 * r.train_seconds / static_cast<double>(r.iterations),
                 static_cast<long long>(r.skipped));
-    std::printf("Metrics at T = %g: log Z = %.4f, test NLL = %.4f nats", r.temperature, r.log_z,
-                r.test_nll);
+    std::printf("Metrics at T = %g (%s): log Z = %.4f, test NLL = %.4f nats", r.temperature,
+                r.temperature_source.c_str(), r.log_z, r.test_nll);
     if (std::isfinite(r.data_entropy))
       std::printf(", H(data) = %.4f, KL(data||model) = %.4f", r.data_entropy, r.kl);
     std::printf(", MMD^2 = %.5f\n", r.mmd2);

@@ -25,6 +25,7 @@
 #include "cuebm/sampling/ais.hpp"
 #include "cuebm/sampling/mcmc.hpp"
 #include "cuebm/sampling/tempering.hpp"
+#include "cuebm/training/score_matching.hpp"
 #include "test_paths.hpp"
 
 #ifndef CUEBM_CLI_PATH
@@ -814,6 +815,140 @@ TEST_F(CliTest, TrainWithMalaNegativesNamesTheSamplerInTheReport) {
   const CliRun cold = cuebm("train" + cfg + " --sampler tempering --t-max 0.001 --no-output");
   EXPECT_EQ(cold.code, 2);
   EXPECT_TRUE(contains(cold.err, "t_max")) << cold.err;
+}
+
+// cuebm loss prints the value ScoreLoss::evaluate returns (%.17g: the same double) and writes its
+// gradient under the model's PyTorch names and shapes, for every loss and its options.
+TEST_F(CliTest, LossPrintsTheLibraryValueAndWritesNamedGradients) {
+  const std::string model_path = save_model("m.safetensors");
+  const std::string x_path = write_points("x.npy", 41, 2);
+  const Mlp model = load_mlp(model_path);
+  int64_t n = 0;
+  NpyArray xa = read_npy(x_path);
+  n = xa.shape[0];
+  struct Case {
+    std::string flags;
+    ScoreLossOptions options;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"--loss sm", {}});
+  ScoreLossOptions approx;
+  approx.hessian_method = HessianMethod::kTorchEbmApprox;
+  approx.regularization_strength = 0.25f;
+  cases.push_back({"--loss sm --hessian torchebm_approx --sm-reg 0.25", approx});
+  ScoreLossOptions ssm;
+  ssm.kind = ScoreLossKind::kSlicedScoreMatching;
+  ssm.n_projections = 3;
+  ssm.projection_type = ProjectionType::kSphere;
+  cases.push_back({"--loss ssm --projections 3 --projection sphere", ssm});
+  ScoreLossOptions dsm;
+  dsm.kind = ScoreLossKind::kDenoisingScoreMatching;
+  dsm.noise_scale = 0.2f;
+  dsm.denoising_sign = DenoisingSign::kTorchEbm;
+  cases.push_back({"--loss dsm --dsm-noise 0.2 --dsm-sign torchebm", dsm});
+  for (Case& c : cases) {
+    SCOPED_TRACE(c.flags);
+    c.options.seed = 7;
+    ScoreLoss loss(model.spec(), c.options);
+    std::vector<float> grad(model.num_parameters());
+    const double want = loss.evaluate(model, xa.data.data(), n, 5, grad.data());
+    const CliRun r =
+        cuebm("loss --model " + model_path + " --data " + x_path + " " + c.flags +
+              " --iteration 5 --seed 7 --device cpu --grad-out " + path("g.safetensors"));
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    const auto at = r.out.find("value ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    EXPECT_EQ(std::strtod(r.out.c_str() + at + 6, nullptr), want) << r.out;
+    const SafetensorsFile g = read_safetensors(path("g.safetensors"));
+    const std::vector<NamedTensor> names = mlp_state_dict(model);
+    ASSERT_EQ(g.tensors.size(), names.size());
+    std::size_t offset = 0;
+    for (const NamedTensor& t : names) {
+      const NamedTensor* got = g.find(t.name);
+      ASSERT_NE(got, nullptr) << t.name;
+      EXPECT_EQ(got->shape, t.shape) << t.name;
+      ASSERT_EQ(got->f32.size(), t.f32.size()) << t.name;
+      EXPECT_TRUE(std::equal(got->f32.begin(), got->f32.end(), grad.begin() + offset)) << t.name;
+      offset += t.f32.size();
+    }
+    EXPECT_EQ(offset, grad.size());
+    // A draw-dependent loss changes with the iteration (the flag reaches the draws).
+    if (c.options.kind != ScoreLossKind::kScoreMatching ||
+        c.options.hessian_method == HessianMethod::kTorchEbmApprox) {
+      const CliRun other = cuebm("loss --model " + model_path + " --data " + x_path + " " +
+                                 c.flags + " --iteration 6 --seed 7 --device cpu");
+      ASSERT_EQ(other.code, 0) << other.err;
+      EXPECT_NE(std::strtod(other.out.c_str() + other.out.find("value ") + 6, nullptr), want);
+    }
+  }
+  // Bad input: the reason on stderr, exit 2 (1 for CLI11's own checks), and the gradient file
+  // left as it was.
+  std::ofstream(path("keep.safetensors")) << "old";
+  const std::string base = "loss --model " + model_path + " --grad-out " + path("keep.safetensors");
+  CliRun bad = cuebm(base + " --data " + x_path + " --loss dsm --dsm-noise 0");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "noise_scale")) << bad.err;
+  bad = cuebm(base + " --data " + write_points("x3.npy", 5, 3));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "x3.npy")) << bad.err;
+  bad = cuebm(base + " --data " + x_path + " --loss cd");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_TRUE(contains(bad.err, "cd")) << bad.err;
+  bad = cuebm(base + " --data " + x_path + " --loss ssm --projections 0");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "--projections must be >= 1")) << bad.err;
+  EXPECT_EQ(slurp(path("keep.safetensors")), "old");
+  const CliRun help = cuebm("loss --help");
+  EXPECT_EQ(help.code, 0);
+  EXPECT_TRUE(contains(help.out, "--grad-out") && contains(help.out, "Exit codes")) << help.out;
+}
+
+// cuebm train --loss ssm: the header, the loss lines and the report name the loss and the
+// temperature 1; a resume with another loss is refused; options of another loss are refused.
+TEST_F(CliTest, TrainWithSsmNamesTheLossAndTemperatureOne) {
+  std::ofstream(path("cfg.json")) << kSmallTrain;
+  const std::string cfg =
+      " --config " + path("cfg.json") + " --progress none --device cpu --activation softplus";
+  const CliRun r = cuebm("train" + cfg + " --loss ssm --projections 2 -o " + path("run"));
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  EXPECT_TRUE(contains(r.out, "loss ssm, no negatives; T = 1")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Epoch [2/2], Average Loss: ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "(ssm)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Metrics at T = 1 (score matching (ssm)")) << r.out;
+  const std::string report = slurp(path("run") + "/report.json");
+  EXPECT_TRUE(contains(report, "\"loss\": \"ssm\"")) << report;
+  EXPECT_TRUE(contains(report, "\"temperature\": 1.0,")) << report;
+  EXPECT_TRUE(contains(report, "\"temperature_source\": \"score matching (ssm)")) << report;
+  EXPECT_TRUE(contains(report, "\"projections\": \"2\"")) << report;
+  // The CD default keeps its temperature sigma^2 and says so.
+  const CliRun cd = cuebm("train" + cfg + " --epochs 1 --no-output --report " + path("cd.json"));
+  ASSERT_EQ(cd.code, 0) << cd.err;
+  EXPECT_TRUE(contains(cd.out, "loss cd, langevin negatives; T = sigma^2 = 0.01")) << cd.out;
+  const std::string cd_report = slurp(path("cd.json"));
+  EXPECT_TRUE(contains(cd_report, "\"loss\": \"cd\"")) << cd_report;
+  EXPECT_TRUE(contains(cd_report, "\"temperature_source\": \"sigma^2")) << cd_report;
+  // Resume with another loss: refused, naming the loss.
+  const CliRun other = cuebm("train" + cfg + " --epochs 3 --loss dsm --resume " + path("run") +
+                             "/checkpoint.safetensors --no-output");
+  EXPECT_EQ(other.code, 2);
+  EXPECT_TRUE(contains(other.err, "loss ssm -> dsm")) << other.err;
+  // Settings of another loss, or a sampler with score matching: refused with the reason.
+  CliRun bad = cuebm("train" + cfg + " --hessian torchebm_approx --no-output");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "--hessian applies to --loss sm, not --loss cd")) << bad.err;
+  bad = cuebm("train" + cfg + " --loss sm --dsm-sign torchebm --no-output");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "--dsm-sign applies to --loss dsm")) << bad.err;
+  bad = cuebm("train" + cfg + " --loss sm --sampler mala --no-output");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "mala") && contains(bad.err, "sm")) << bad.err;
+  bad = cuebm("train" + cfg + " --loss dsm --dsm-noise -1 -o " + path("never"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "noise_scale")) << bad.err;
+  EXPECT_FALSE(fs::exists(path("never")));
+  bad = cuebm("train" + cfg + " --loss nce --no-output");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_TRUE(contains(bad.err, "nce")) << bad.err;
 }
 
 }  // namespace

@@ -39,6 +39,16 @@ void validate(const Mlp& model, const TrainerOptions& o, int64_t max_batch) {
   const CDOptions& cd = o.cd;
   if (max_batch < 1)
     throw InvalidArgument("CDTrainer: batch size must be >= 1, got " + std::to_string(max_batch));
+  if (is_score_matching(o.loss)) {  // no negatives: the CD and sampler settings do not apply
+    if (!std::isfinite(o.max_grad_norm))
+      throw InvalidArgument("CDTrainer: max_grad_norm must be finite");
+    if (o.max_nonfinite_steps < 0)
+      throw InvalidArgument("CDTrainer: max_nonfinite_steps must be >= 0");
+    ScoreLossOptions score = o.score;
+    score.kind = score_loss_kind(o.loss);
+    validate_score_loss_options(score);
+    return;
+  }
   if (cd.k_steps < 1)
     throw InvalidArgument("CDTrainer: k_steps must be >= 1, got " + std::to_string(cd.k_steps));
   if (cd.persistent && !cd.per_chain && cd.buffer_size < 1)
@@ -86,6 +96,45 @@ NegativeSampler parse_negative_sampler(const std::string& name) {
   throw InvalidArgument("unknown sampler '" + name + "' (langevin, mala, hmc or tempering)");
 }
 
+std::string training_loss_name(TrainingLoss loss) {
+  switch (loss) {
+    case TrainingLoss::cd:
+      return "cd";
+    case TrainingLoss::sm:
+      return "sm";
+    case TrainingLoss::ssm:
+      return "ssm";
+    case TrainingLoss::dsm:
+      return "dsm";
+  }
+  return "unknown (" + std::to_string(static_cast<int>(loss)) + ")";
+}
+
+TrainingLoss parse_training_loss(const std::string& name) {
+  for (TrainingLoss l : {TrainingLoss::cd, TrainingLoss::sm, TrainingLoss::ssm, TrainingLoss::dsm})
+    if (name == training_loss_name(l)) return l;
+  throw InvalidArgument("unknown loss '" + name + "' (cd, sm, ssm or dsm)");
+}
+
+ScoreLossKind score_loss_kind(TrainingLoss loss) {
+  switch (loss) {
+    case TrainingLoss::sm:
+      return ScoreLossKind::kScoreMatching;
+    case TrainingLoss::ssm:
+      return ScoreLossKind::kSlicedScoreMatching;
+    case TrainingLoss::dsm:
+      return ScoreLossKind::kDenoisingScoreMatching;
+    case TrainingLoss::cd:
+      break;
+  }
+  throw InvalidArgument("score_loss_kind: '" + training_loss_name(loss) +
+                        "' is not a score-matching loss (sm, ssm or dsm)");
+}
+
+double loss_temperature(TrainingLoss loss, float noise_scale) {
+  return is_score_matching(loss) ? 1.0 : static_cast<double>(noise_scale) * noise_scale;
+}
+
 double cd_loss(const float* pos, const float* neg, int64_t n, double w) {
   double sp = 0, sn = 0, sp2 = 0, sn2 = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -110,6 +159,20 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
 #endif
   validate(model, options, max_batch);
   const int d = model.dim();
+  on_warning = [](const std::string& line) { std::cerr << "cuebm: " << line << "\n"; };
+  if (is_score_matching(options.loss)) {
+    options_.score.kind = score_loss_kind(options.loss);
+    energies_.resize(max_batch);
+    grad_.resize(model.num_parameters());
+#if CUEBM_HAVE_CUDA
+    if (device.is_cuda()) {
+      cuda_ = detail::make_cuda_trainer(model_, adam_, options_, max_batch_, device.index);
+      return;
+    }
+#endif
+    score_ = std::make_unique<ScoreLoss>(model.spec(), options_.score, max_batch);
+    return;
+  }
   neg_.resize(max_batch * d);
   both_.resize(2 * max_batch * d);
   energies_.resize(2 * max_batch);
@@ -123,7 +186,6 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
   if (options.cd.persistent && options.cd.per_chain) options_.cd.buffer_size = max_batch;
   if (options.negatives.kind != NegativeSampler::langevin && !device.is_cuda())
     mcmc_ = std::make_unique<detail::McmcNegatives>(options_, d, options.cd.k_steps, max_batch);
-  on_warning = [](const std::string& line) { std::cerr << "cuebm: " << line << "\n"; };
 #if CUEBM_HAVE_CUDA
   if (device.is_cuda())
     cuda_ = detail::make_cuda_trainer(model_, adam_, options_, max_batch_, device.index);
@@ -239,6 +301,7 @@ const std::vector<float>& CDTrainer::replay_buffer() const {
 }
 
 const float* CDTrainer::last_negatives() const {
+  if (is_score_matching(options_.loss)) return nullptr;
   sync_mirrors(detail::kMirrorNegatives);
   return neg_.data();
 }
@@ -252,6 +315,9 @@ void CDTrainer::load_state(const TrainerState& s) {
   const int64_t rows = options_.cd.buffer_size * model_.dim();
   if (s.iteration < 0 || s.consecutive_nonfinite < 0)
     throw InvalidArgument("CDTrainer::load_state: negative iteration or failure count");
+  if (is_score_matching(options_.loss) && (s.buffer_ready || !s.buffer.empty()))
+    throw InvalidArgument("CDTrainer::load_state: the state holds a replay buffer, but the loss " +
+                          training_loss_name(options_.loss) + " has none (a CD run's state?)");
   if (s.buffer_ready && (static_cast<int64_t>(s.buffer.size()) != rows || s.buffer_ptr < 0 ||
                          s.buffer_ptr >= options_.cd.buffer_size))
     throw InvalidArgument("CDTrainer::load_state: replay buffer of " +
@@ -283,6 +349,7 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
     return cuda_->step(batch, rows, st);
   }
 #endif
+  if (score_) return score_matching_step(batch, rows);
 
   if (options_.cd.persistent) {
     if (!buffer_ready_) init_buffer();
@@ -317,15 +384,7 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
   ++iteration_;
   if (!std::isfinite(stats.loss)) {
     stats.skipped = true;
-    ++consecutive_nonfinite_;
-    on_warning("iteration " + std::to_string(iteration_ - 1) + ": loss is not finite (E+ mean " +
-               std::to_string(stats.pos_energy) + ", E- mean " + std::to_string(stats.neg_energy) +
-               "); update skipped");
-    if (consecutive_nonfinite_ > options_.max_nonfinite_steps)
-      throw NumericalError("CDTrainer: " + std::to_string(consecutive_nonfinite_) +
-                           " consecutive iterations with a non-finite loss (last at iteration " +
-                           std::to_string(iteration_ - 1) +
-                           "); the model or the chains diverged: reduce lr or step_size");
+    skip_nonfinite(stats);
     return stats;
   }
   consecutive_nonfinite_ = 0;
@@ -341,6 +400,46 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
       options_.max_grad_norm > 0 ? clip_grad_norm(grad_, options_.max_grad_norm) : grad_norm(grad_);
   adam_.step(model_.parameters(), grad_);
   if (options_.cd.persistent) write_buffer(rows);
+  return stats;
+}
+
+void CDTrainer::skip_nonfinite(const StepStats& stats) {
+  ++consecutive_nonfinite_;
+  const bool sm = is_score_matching(options_.loss);
+  on_warning("iteration " + std::to_string(iteration_ - 1) + ": loss is not finite (" +
+             (sm ? "E mean " + std::to_string(stats.pos_energy)
+                 : "E+ mean " + std::to_string(stats.pos_energy) + ", E- mean " +
+                       std::to_string(stats.neg_energy)) +
+             "); update skipped");
+  if (consecutive_nonfinite_ > options_.max_nonfinite_steps)
+    throw NumericalError("CDTrainer: " + std::to_string(consecutive_nonfinite_) +
+                         " consecutive iterations with a non-finite loss (last at iteration " +
+                         std::to_string(iteration_ - 1) +
+                         (sm ? "); the model diverged: reduce lr"
+                             : "); the model or the chains diverged: reduce lr or step_size"));
+}
+
+// The score-matching iteration: the loss and its parameter gradient on the batch with the draws
+// of this iteration, then the same clipping and Adam step as CD.
+StepStats CDTrainer::score_matching_step(const float* batch, int64_t rows) {
+  StepStats stats;
+  stats.neg_energy = NAN;
+  stats.loss = score_->evaluate(model_.parameters(), batch, rows, static_cast<uint64_t>(iteration_),
+                                grad_.data());
+  model_.energy(batch, rows, energies_.data());
+  double sp = 0;
+  for (int64_t i = 0; i < rows; ++i) sp += energies_[i];
+  stats.pos_energy = sp / rows;
+  ++iteration_;
+  if (!std::isfinite(stats.loss)) {
+    stats.skipped = true;
+    skip_nonfinite(stats);
+    return stats;
+  }
+  consecutive_nonfinite_ = 0;
+  stats.grad_norm =
+      options_.max_grad_norm > 0 ? clip_grad_norm(grad_, options_.max_grad_norm) : grad_norm(grad_);
+  adam_.step(model_.parameters(), grad_);
   return stats;
 }
 

@@ -61,7 +61,9 @@ class CudaCDTrainerImpl {
 };
 
 // `options` with sampler.n_steps already set to cd.k_steps; options.cd.buffer_size already
-// max_batch when per_chain.
+// max_batch when per_chain. With a score-matching loss (options.score.kind already set from
+// options.loss) the device half runs ScoreLoss::evaluate_on_device instead of the negatives and
+// the CD gradient, with the same clipping, Adam and single synchronisation.
 std::unique_ptr<CudaCDTrainerImpl> make_cuda_trainer(Mlp& model, Adam& adam,
                                                      const TrainerOptions& options,
                                                      int64_t max_batch, int device);

@@ -57,8 +57,24 @@ LangevinOptions sampler_options(const TrainConfig& c) {
   return o;
 }
 
+// The Langevin chains of the figures and the final samples, at training_temperature: CD's own
+// settings, or for score matching (T = 1) noise scale 1 and step size step_size *
+// noise_scale^2 (the same step on the log-density scale as CD's sampler).
+LangevinOptions figure_sampler_options(const TrainConfig& c) {
+  LangevinOptions o = sampler_options(c);
+  if (is_score_matching(c.loss)) {
+    o.step_size = c.step_size * c.noise_scale * c.noise_scale;
+    o.noise_scale = 1.0f;
+  }
+  return o;
+}
+
 TrainerOptions trainer_options(const TrainConfig& c) {
   TrainerOptions options;
+  options.loss = c.loss;
+  options.score = c.score;
+  if (is_score_matching(c.loss)) options.score.kind = score_loss_kind(c.loss);
+  options.score.seed = c.seed;
   options.cd = c.cd;
   options.sampler = sampler_options(c);
   options.negatives = c.negatives;
@@ -70,7 +86,7 @@ TrainerOptions trainer_options(const TrainConfig& c) {
 
 std::vector<float> model_samples(const Energy& model, const TrainConfig& c, int steps,
                                  uint64_t salt) {
-  LangevinOptions o = sampler_options(c);
+  LangevinOptions o = figure_sampler_options(c);
   o.n_steps = steps;
   o.seed = c.seed ^ (kFigureSeedSalt + salt);
   return langevin_sample(model, nullptr, c.figure_samples, o, c.device).samples;
@@ -140,18 +156,26 @@ double max_abs(const float* x, int64_t count) {
 
 // The divergence verdict of one epoch (TrainReport::diverged); "" when none. The negatives are
 // compared with the data's range, floored at 1 (the scale of the N(0, I) chain starts).
-std::string divergence_reason(int epoch, double neg_range, double data_range, double loss,
-                              float step_size, float lr) {
+// neg_range: null for score matching, which has no negatives (the loss alone is checked).
+std::string divergence_reason(int epoch, const double* neg_range_or_null, double data_range,
+                              double loss, double loss_limit, float step_size, float lr) {
   const double scale = std::max(data_range, 1.0);
   const std::string at = "at epoch " + std::to_string(epoch) + ": ";
+  if (!neg_range_or_null) {
+    if (std::isfinite(loss) && std::fabs(loss) > loss_limit)
+      return at + "the mean loss is " + sci(loss) + ", beyond +-" + sci(loss_limit) + " (lr " +
+             sci(lr) + "; a smaller lr may help)";
+    return "";
+  }
+  const double neg_range = *neg_range_or_null;
   const std::string hint =
       " (Langevin step size " + sci(step_size) + "; a smaller step size or lr may help)";
   if (!std::isfinite(neg_range)) return at + "the negatives are not finite" + hint;
   if (neg_range > kDivergedRangeFactor * scale)
     return at + "the negatives reach |x| = " + sci(neg_range) +
            " while the data lie within |x| <= " + sci(data_range) + hint;
-  if (std::isfinite(loss) && std::fabs(loss) > kDivergedLoss)
-    return at + "the mean loss is " + sci(loss) + ", beyond +-" + sci(kDivergedLoss) + " (lr " +
+  if (std::isfinite(loss) && std::fabs(loss) > loss_limit)
+    return at + "the mean loss is " + sci(loss) + ", beyond +-" + sci(loss_limit) + " (lr " +
            sci(lr) + "; a smaller lr or step size may help)";
   return "";
 }
@@ -167,11 +191,16 @@ void write_report_json(const std::string& path, const TrainConfig& c, const Trai
   j["skipped"] = r.skipped;
   j["train_seconds"] = r.train_seconds;
   j["epoch_loss"] = r.epoch_loss;
-  j["sampler"] = negative_sampler_name(c.negatives.kind);
+  j["loss"] = training_loss_name(c.loss);
+  // The sampler of CD's negatives; score matching has none.
+  j["sampler"] = is_score_matching(c.loss)
+                     ? nlohmann::ordered_json()
+                     : nlohmann::ordered_json(negative_sampler_name(c.negatives.kind));
   j["epoch_acceptance"] = r.epoch_acceptance;
   j["diverged"] = r.diverged;
   j["divergence"] = r.diverged ? nlohmann::ordered_json(r.divergence) : nlohmann::ordered_json();
   j["temperature"] = r.temperature;
+  j["temperature_source"] = r.temperature_source;
   j["log_z"] = r.log_z;
   j["test_nll"] = r.test_nll;
   j["data_entropy"] = r.data_entropy;
@@ -236,8 +265,23 @@ void validate_train_config(const TrainConfig& c) {
     throw InvalidArgument("training: checkpoint_every must be >= 0, got " +
                           std::to_string(c.checkpoint_every));
   check_device(c.device);
-  detail::validate_negative_sampler(trainer_options(c), c.model.input_dim, "training");
-  if (c.device.is_cuda() && c.negatives.kind == NegativeSampler::tempering &&
+  if (is_score_matching(c.loss)) {
+    const std::string loss = training_loss_name(c.loss);
+    if (c.negatives.kind != NegativeSampler::langevin)
+      throw InvalidArgument("training: the sampler (" + negative_sampler_name(c.negatives.kind) +
+                            ") draws CD's negatives; the score-matching loss " + loss +
+                            " has none: use --loss cd or drop the sampler");
+    if (c.cd.persistent)
+      throw InvalidArgument(
+          "training: persistent CD's replay buffer holds CD's negatives; the "
+          "score-matching loss " +
+          loss + " has none: use --loss cd or drop persistent");
+    validate_score_loss_options(trainer_options(c).score);
+  } else {
+    detail::validate_negative_sampler(trainer_options(c), c.model.input_dim, "training");
+  }
+  if (c.device.is_cuda() && c.loss == TrainingLoss::cd &&
+      c.negatives.kind == NegativeSampler::tempering &&
       c.negatives.replicas > detail::kMaxCudaReplicas)
     throw InvalidArgument("training: the CUDA trainer's tempering negatives run at most " +
                           std::to_string(detail::kMaxCudaReplicas) + " replicas per chain, got " +
@@ -269,6 +313,28 @@ std::map<std::string, std::string> training_fingerprint(const TrainConfig& c) {
   m["drop_last"] = c.drop_last ? "true" : "false";
   m["step_size"] = f(c.step_size);
   m["noise_scale"] = f(c.noise_scale);
+  m["loss"] = training_loss_name(c.loss);
+  m["lr"] = f(c.adam.lr);
+  m["beta1"] = f(c.adam.beta1);
+  m["beta2"] = f(c.adam.beta2);
+  m["eps"] = f(c.adam.eps);
+  m["weight_decay"] = f(c.adam.weight_decay);
+  m["clip"] = f(c.max_grad_norm);
+  m["seed"] = std::to_string(c.seed);
+  if (is_score_matching(c.loss)) {  // no negatives: the score-matching settings instead of CD's
+    const ScoreLossOptions& s = c.score;
+    if (c.loss == TrainingLoss::sm) m["hessian"] = hessian_method_name(s.hessian_method);
+    if (c.loss == TrainingLoss::ssm) {
+      m["projections"] = std::to_string(s.n_projections);
+      m["projection"] = projection_type_name(s.projection_type);
+    }
+    if (c.loss == TrainingLoss::dsm) {
+      m["dsm_noise"] = f(s.noise_scale);
+      m["dsm_sign"] = denoising_sign_name(s.denoising_sign);
+    }
+    m["sm_reg"] = f(s.regularization_strength);
+    return m;
+  }
   m["sampler"] = negative_sampler_name(c.negatives.kind);
   const NegativeSamplerOptions& n = c.negatives;
   if (n.kind == NegativeSampler::hmc) {
@@ -290,19 +356,23 @@ std::map<std::string, std::string> training_fingerprint(const TrainConfig& c) {
   m["energy_reg"] = f(c.cd.energy_reg_weight);
   m["per_chain"] = c.cd.per_chain ? "true" : "false";
   m["reinit_from_noise"] = c.cd.reinit_from_noise ? "true" : "false";
-  m["lr"] = f(c.adam.lr);
-  m["beta1"] = f(c.adam.beta1);
-  m["beta2"] = f(c.adam.beta2);
-  m["eps"] = f(c.adam.eps);
-  m["weight_decay"] = f(c.adam.weight_decay);
-  m["clip"] = f(c.max_grad_norm);
-  m["seed"] = std::to_string(c.seed);
   return m;
+}
+
+double training_temperature(const TrainConfig& c) {
+  return loss_temperature(c.loss, c.noise_scale);
+}
+
+std::string training_temperature_source(const TrainConfig& c) {
+  return is_score_matching(c.loss)
+             ? "score matching (" + training_loss_name(c.loss) + ") trains exp(-E)"
+             : std::string("sigma^2: CD's sampler targets exp(-E / sigma^2)");
 }
 
 void compute_training_metrics(const Energy* model, const std::vector<float>& samples,
                               const TrainConfig& c, TrainReport& r) {
-  r.temperature = static_cast<double>(c.noise_scale) * c.noise_scale;
+  r.temperature = training_temperature(c);
+  r.temperature_source = training_temperature_source(c);
   const Dataset test =
       make_dataset(c.dataset, resolved_dataset_params(c), c.data_seed ^ kTestDataSeedSalt);
   int k = 0;
@@ -347,8 +417,9 @@ void compute_training_metrics(const Energy* model, const std::vector<float>& sam
 Checkpoint read_resume_checkpoint(const TrainConfig& c) {
   const std::map<std::string, std::string> fingerprint = training_fingerprint(c);
   Checkpoint ck = read_checkpoint(c.resume_from);
-  // Written before the sampler was an option: Langevin negatives.
-  if (!ck.config.count("sampler")) ck.config["sampler"] = "langevin";
+  // Written before the loss was an option: CD; before the sampler was: Langevin negatives.
+  if (!ck.config.count("loss")) ck.config["loss"] = "cd";
+  if (ck.config["loss"] == "cd" && !ck.config.count("sampler")) ck.config["sampler"] = "langevin";
   std::string diff;
   for (const auto& [k, v] : fingerprint) {
     const auto it = ck.config.find(k);
@@ -475,8 +546,11 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
     if (epoch == 1 || epoch % c.log_every == 0 || epoch == c.epochs) {
       std::string line = format("Epoch [%.0f/%.0f], Average Loss: %.4f", epoch, c.epochs,
                                 report.epoch_loss.back());
-      // Langevin's line stays the tutorial's; the others add their acceptance rate.
-      if (c.negatives.kind != NegativeSampler::langevin)
+      // CD with Langevin keeps the tutorial's line; the other samplers add their acceptance
+      // rate, score matching names its loss.
+      if (is_score_matching(c.loss))
+        line += " (" + training_loss_name(c.loss) + ")";
+      else if (c.negatives.kind != NegativeSampler::langevin)
         line += ", " + negative_sampler_name(c.negatives.kind) +
                 format(" acceptance: %.3f", report.epoch_acceptance.back());
       log(line);
@@ -484,9 +558,18 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
     if (!report.diverged && loader.num_batches() > 0) {
       // The last batch's negatives, already on the host: no extra pass over the data.
       const int64_t rows = loader.batch_rows(loader.num_batches() - 1);
+      const float* negatives = trainer.last_negatives();  // null for score matching
+      const double neg_range = negatives ? max_abs(negatives, rows * data.dim) : 0.0;
+      // DSM's loss holds the noise term's mean d / (2 sigma^2) (1e4 at sigma = 0.01): its
+      // limit is scaled by that.
+      const double loss_limit =
+          kDivergedLoss *
+          (c.loss == TrainingLoss::dsm
+               ? std::max(1.0, data.dim / (2.0 * c.score.noise_scale * c.score.noise_scale))
+               : 1.0);
       const std::string reason =
-          divergence_reason(epoch, max_abs(trainer.last_negatives(), rows * data.dim), data_range,
-                            report.epoch_loss.back(), c.step_size, c.adam.lr);
+          divergence_reason(epoch, negatives ? &neg_range : nullptr, data_range,
+                            report.epoch_loss.back(), loss_limit, c.step_size, c.adam.lr);
       if (!reason.empty()) {
         report.diverged = true;
         report.divergence = reason;

@@ -9,6 +9,10 @@
 //   (deterministic, and fast for any widths) -> global norm and clip scale (one block, fixed order)
 //   -> Adam (skipped on the device when the loss is not finite) -> FIFO scatter into the buffer ->
 //   repack of the fused weights.
+// With a score-matching loss (sm, ssm, dsm) the iteration is: batch upload -> the ScoreLoss's
+// fused kernels (score_matching.hpp, evaluate_on_device: loss and parameter gradient, on the
+// trainer's stream over the device-resident parameters) -> the batch's energies (launch_eval) and
+// the statistics (one block) -> the same clipping, Adam and repack; no negatives, no buffer.
 // Nothing is allocated and the host does not wait inside the iteration; it synchronises once at
 // the end, after copying back the kStats doubles of StepStats (48 bytes, pinned). The model's
 // parameters, Adam's moments, the negatives and the replay buffer stay on the device: the host
@@ -125,6 +129,25 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+// Score matching's statistics: the loss (computed on the device by ScoreLoss), mean E(x_data),
+// no negatives (E- NaN).
+__global__ void __launch_bounds__(kReduceThreads)
+    score_stats_kernel(const float* __restrict__ e, int64_t rows, const double* loss,
+                       double* stats) {
+  __shared__ double sh[kReduceThreads];
+  double v[1] = {0};
+  for (int64_t i = threadIdx.x; i < rows; i += kReduceThreads) v[0] += e[i];
+  block_sum(sh, v, 1);
+  if (threadIdx.x == 0) {
+    const double l = *loss;
+    stats[0] = l;
+    stats[1] = v[0] / static_cast<double>(rows);
+    stats[2] = NAN;
+    stats[3] = 0.0;
+    stats[4] = isfinite(l) ? 1.0 : 0.0;
+  }
+}
+
 __global__ void __launch_bounds__(kReduceThreads)
     grad_norm_kernel(const float* __restrict__ g, int64_t n, double max_norm, double* stats,
                      float* scale) {
@@ -213,6 +236,11 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     make_device_model(model, dm_, s);
     dim_ = model.dim();
     P_ = static_cast<int64_t>(model.num_parameters());
+    if (score_matching_) {
+      init_score_matching(max_batch);
+      CUEBM_CUDA_CHECK(cudaSetDevice(previous_device_));
+      return;
+    }
     const bool persistent = o_.cd.persistent;
     buffer_size_ = persistent ? o_.cd.buffer_size : 0;
 
@@ -287,6 +315,7 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
   void optimizer_handed_out() override { adam_handed_out_ = true; }
 
   StepStats step(const float* batch, int64_t rows, CudaTrainerState& st) override {
+    if (score_matching_) return score_matching_step(batch, rows, st);
     DeviceGuard g(device_);
     cudaStream_t s = stream_.get();
     const int d = dim_;
@@ -342,25 +371,7 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
                                      static_cast<int>(ld_), ones_.data(), 1, &zero,
                                      grad_.data() + mv.b_off(l), 1));
     }
-    grad_norm_kernel<<<1, kReduceThreads, 0, s>>>(
-        grad_.data(), P_, static_cast<double>(o_.max_grad_norm), stats_.data(), scale_.data());
-    CUEBM_CUDA_CHECK_LAUNCH();
-
-    // Adam's step count lives here (the host Adam is a mirror, refreshed by sync_to_host).
-    const int64_t t = adam_steps_ + 1;
-    const AdamOptions& ao = adam_.options();
-    const double bc1 = 1.0 - std::pow(static_cast<double>(ao.beta1), static_cast<double>(t));
-    const double bc2 = 1.0 - std::pow(static_cast<double>(ao.beta2), static_cast<double>(t));
-    const AdamStepConstants c{ao.lr,
-                              ao.beta1,
-                              ao.beta2,
-                              ao.eps,
-                              ao.weight_decay,
-                              static_cast<float>(ao.lr / bc1),
-                              static_cast<float>(std::sqrt(bc2))};
-    adam_kernel<<<blocks_for(P_, 256), 256, 0, s>>>(
-        dm_.flat.data(), m_.data(), v_.data(), grad_.data(), P_, scale_.data(), stats_.data(), c);
-    CUEBM_CUDA_CHECK_LAUNCH();
+    const int64_t t = clip_and_adam(s);
     if (o_.cd.persistent) {
       const int64_t n_el = std::max(rows, buffer_size_) * d;
       scatter_rows_kernel<<<blocks_for(n_el, 256), 256, 0, s>>>(neg, rows, d, buffer_.data(),
@@ -468,6 +479,108 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
   static void synchronize(cudaStream_t s) {
     ++g_syncs;
     CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+
+  // Global norm and clip scale of grad_, then Adam (skipped on the device when stats_[4] says
+  // the loss is not finite). Returns Adam's step count after this step, for the caller to adopt
+  // once it knows the step was taken.
+  int64_t clip_and_adam(cudaStream_t s) {
+    grad_norm_kernel<<<1, kReduceThreads, 0, s>>>(
+        grad_.data(), P_, static_cast<double>(o_.max_grad_norm), stats_.data(), scale_.data());
+    CUEBM_CUDA_CHECK_LAUNCH();
+    // Adam's step count lives here (the host Adam is a mirror, refreshed by sync_to_host).
+    const int64_t t = adam_steps_ + 1;
+    const AdamOptions& ao = adam_.options();
+    const double bc1 = 1.0 - std::pow(static_cast<double>(ao.beta1), static_cast<double>(t));
+    const double bc2 = 1.0 - std::pow(static_cast<double>(ao.beta2), static_cast<double>(t));
+    const AdamStepConstants c{ao.lr,
+                              ao.beta1,
+                              ao.beta2,
+                              ao.eps,
+                              ao.weight_decay,
+                              static_cast<float>(ao.lr / bc1),
+                              static_cast<float>(std::sqrt(bc2))};
+    adam_kernel<<<blocks_for(P_, 256), 256, 0, s>>>(
+        dm_.flat.data(), m_.data(), v_.data(), grad_.data(), P_, scale_.data(), stats_.data(), c);
+    CUEBM_CUDA_CHECK_LAUNCH();
+    return t;
+  }
+
+  // The score-matching trainer's device state (the constructor's CD allocations are skipped):
+  // the ScoreLoss's workspace for max_batch rows, the batch, its energies, the gradient, Adam's
+  // moments and the statistics.
+  void init_score_matching(int64_t max_batch) {
+    cudaStream_t s = stream_.get();
+    score_.emplace(model_.spec(), o_.score, max_batch, Device::cuda(device_));
+    eval_scratch_floats_ = eval_scratch_floats(dm_, max_batch);
+    eval_scratch_.resize(eval_scratch_floats_);
+    both_.resize(max_batch * dim_);
+    energies_.resize(max_batch);
+    grad_.resize(P_);
+    m_.resize(P_);
+    v_.resize(P_);
+    stats_.resize(kStats);
+    scale_.resize(1);
+    loss_.resize(1);
+    pin_batch_.resize(max_batch * dim_);
+    pin_stats_.resize(kStats);
+    pin_params_.resize(P_);
+    pin_m_.resize(P_);
+    pin_v_.resize(P_);
+    const std::vector<double> no_stats(kStats, NAN);  // no acceptance rate: stays NaN
+    upload(stats_, no_stats.data(), s);
+    shadow_params_.assign(model_.parameters().begin(), model_.parameters().end());
+    shadow_m_.assign(adam_.first_moment().begin(), adam_.first_moment().end());
+    shadow_v_.assign(adam_.second_moment().begin(), adam_.second_moment().end());
+    adam_steps_ = shadow_steps_ = adam_.steps();
+    upload(m_, shadow_m_.data(), s);
+    upload(v_, shadow_v_.data(), s);
+    synchronize(s);
+  }
+
+  // cd_trainer.cpp score_matching_step on the device, with one synchronisation.
+  StepStats score_matching_step(const float* batch, int64_t rows, CudaTrainerState& st) {
+    DeviceGuard g(device_);
+    cudaStream_t s = stream_.get();
+    adopt_host_changes(s);
+    std::memcpy(pin_batch_.data(), batch, rows * dim_ * sizeof(float));
+    h2d(both_.data(), pin_batch_.data(), rows * dim_, s);
+    score_->evaluate_on_device(dm_.flat.data(), both_.data(), rows,
+                               static_cast<uint64_t>(st.iteration), grad_.data(), s, loss_.data());
+    launch_eval(dm_, both_.data(), rows, energies_.data(), nullptr, eval_scratch_.data(),
+                eval_scratch_floats_, s);
+    score_stats_kernel<<<1, kReduceThreads, 0, s>>>(energies_.data(), rows, loss_.data(),
+                                                    stats_.data());
+    CUEBM_CUDA_CHECK_LAUNCH();
+    const int64_t t = clip_and_adam(s);
+    if (dm_.kind == DeviceModel::Kind::kFused)
+      launch_pack_fused(dm_.lay, dm_.flat.data(), dm_.packed.data(), s);
+    download(pin_stats_.data(), stats_.data(), kStats, s);
+    synchronize(s);  // the one synchronisation
+
+    StepStats stats;
+    stats.loss = pin_stats_[0];
+    stats.pos_energy = pin_stats_[1];
+    stats.neg_energy = pin_stats_[2];
+    stats.acceptance = pin_stats_[kStatAcceptance];
+    ++st.iteration;
+    if (pin_stats_[4] == 0.0) {
+      stats.skipped = true;
+      ++st.consecutive_nonfinite;
+      st.on_warning("iteration " + std::to_string(st.iteration - 1) +
+                    ": loss is not finite (E mean " + std::to_string(stats.pos_energy) +
+                    "); update skipped");
+      if (st.consecutive_nonfinite > o_.max_nonfinite_steps)
+        throw NumericalError("CDTrainer: " + std::to_string(st.consecutive_nonfinite) +
+                             " consecutive iterations with a non-finite loss (last at iteration " +
+                             std::to_string(st.iteration - 1) + "); the model diverged: reduce lr");
+      return stats;
+    }
+    st.consecutive_nonfinite = 0;
+    stats.grad_norm = pin_stats_[3];
+    adam_steps_ = t;
+    model_stale_ = adam_stale_ = true;
+    return stats;
   }
 
   // The trainer's chains: its own seed, chain ids and step offsets (set by the callers), the
@@ -601,6 +714,7 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
   Mlp& model_;
   Adam& adam_;
   TrainerOptions o_;
+  bool score_matching_ = is_score_matching(o_.loss);
   int64_t max_batch_;
   int device_;
   int previous_device_;  // made current while the members below are created, then restored
@@ -617,6 +731,10 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
   DeviceBuffer<double> stats_;
   DeviceBuffer<int64_t> rows_idx_;
   std::optional<DeviceNegatives> negatives_;  // MALA, HMC and tempering negatives
+  std::optional<ScoreLoss> score_;            // score-matching losses
+  DeviceBuffer<float> eval_scratch_;          // score matching: the batch's energies
+  int64_t eval_scratch_floats_ = 0;
+  DeviceBuffer<double> loss_;  // score matching: the loss, written by ScoreLoss on the device
   PinnedBuffer<float> pin_batch_, pin_params_, pin_m_, pin_v_, pin_neg_, pin_nudge_, pin_buffer_;
   PinnedBuffer<double> pin_stats_;
   PinnedBuffer<int64_t> pin_rows_;
@@ -640,7 +758,7 @@ CudaTrainerTraffic cuda_trainer_traffic_for_testing() {
 std::unique_ptr<CudaCDTrainerImpl> make_cuda_trainer(Mlp& model, Adam& adam,
                                                      const TrainerOptions& options,
                                                      int64_t max_batch, int device) {
-  if (options.negatives.kind == NegativeSampler::tempering &&
+  if (options.loss == TrainingLoss::cd && options.negatives.kind == NegativeSampler::tempering &&
       options.negatives.replicas > kMaxCudaReplicas)
     throw InvalidArgument("CDTrainer: the CUDA trainer's tempering negatives run at most " +
                           std::to_string(kMaxCudaReplicas) +

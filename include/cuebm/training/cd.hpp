@@ -1,5 +1,6 @@
-// Contrastive divergence training of an MLP energy (CD-k and persistent CD with TorchEBM's
-// replay buffer), with Adam and gradient-norm clipping.
+// Training of an MLP energy with Adam and gradient-norm clipping: contrastive divergence (CD-k
+// and persistent CD with TorchEBM's replay buffer, the default) or one of the score-matching
+// losses of score_matching.hpp (sm, ssm, dsm).
 #pragma once
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "cuebm/runtime/device.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "cuebm/training/optim.hpp"
+#include "cuebm/training/score_matching.hpp"
 
 namespace cuebm {
 
@@ -75,7 +77,35 @@ struct NegativeSamplerOptions {
   int swap_every = 1;
 };
 
+// The loss a trainer minimises:
+//  - cd: contrastive divergence with negatives from the sampler below (TorchEBM's default);
+//  - sm, ssm, dsm: exact (or TorchEBM-approx) score matching, sliced score matching and
+//    denoising score matching (score_matching.hpp), evaluated on the data batch alone: no
+//    negatives, no sampler. The trained model means exp(-E), temperature 1, while CD with
+//    Langevin noise scale sigma trains exp(-E / sigma^2).
+enum class TrainingLoss { cd, sm, ssm, dsm };
+
+// "cd", "sm", "ssm" or "dsm".
+std::string training_loss_name(TrainingLoss loss);
+// The inverse (case-sensitive); throws InvalidArgument naming the unknown name and the valid ones.
+TrainingLoss parse_training_loss(const std::string& name);
+// True for sm, ssm and dsm.
+inline bool is_score_matching(TrainingLoss loss) { return loss != TrainingLoss::cd; }
+// The ScoreLossKind of a score-matching loss (InvalidArgument for cd).
+ScoreLossKind score_loss_kind(TrainingLoss loss);
+// The temperature the trained model's density exp(-E / T) is meant at: noise_scale^2 (of the
+// Langevin settings, which every negative sampler targets) for cd, 1 for score matching.
+double loss_temperature(TrainingLoss loss, float noise_scale);
+
 struct TrainerOptions {
+  // Which loss; the default is contrastive divergence, the behaviour of earlier versions.
+  TrainingLoss loss = TrainingLoss::cd;
+  // Score-matching losses only: their settings (hessian_method, n_projections,
+  // projection_type, noise_scale and denoising_sign of dsm, regularization_strength, and seed,
+  // which keys the projections and the noise with the trainer's iteration). score.kind is
+  // ignored: it follows `loss`. run_training sets score.seed to the run's seed.
+  ScoreLossOptions score;
+  // CD only (ignored by score-matching losses, as are sampler and negatives).
   CDOptions cd;
   // Langevin's settings, which MALA, HMC and tempering use too (step_size, noise_scale;
   // HMC and tempering need them constant). n_steps is taken from cd.k_steps; thin/diagnostics
@@ -95,11 +125,11 @@ struct TrainerOptions {
 struct StepStats {
   double loss = 0;
   double pos_energy = 0;  // mean E(x_data)
-  double neg_energy = 0;  // mean E(x_neg)
+  double neg_energy = 0;  // mean E(x_neg); NaN for score-matching losses (no negatives)
   double grad_norm = 0;   // before clipping
   bool skipped = false;   // non-finite loss: no update was made
   // The negatives' mean acceptance rate over the rows and the k steps (tempering: the MALA moves
-  // of all replicas); NaN for Langevin, which has no accept/reject step.
+  // of all replicas); NaN for Langevin, which has no accept/reject step, and for score matching.
   double acceptance = NAN;
 };
 
@@ -115,8 +145,13 @@ struct TrainerState {
   bool buffer_ready = false;
 };
 
-// One TorchEBM-style training loop. All buffers are sized at construction for batches of up
-// to max_batch rows; step() allocates nothing.
+// One TorchEBM-style training loop, for every TrainingLoss. All buffers are sized at
+// construction for batches of up to max_batch rows; step() allocates nothing.
+//
+// With a score-matching loss step() evaluates the ScoreLoss (score_matching.hpp) on the batch
+// with the draws of iteration() (so a resumed run continues bit for bit), then clips and takes
+// the Adam step exactly as CD does; non-finite losses are skipped the same way. The replay
+// buffer stays empty and last_negatives() is null.
 //
 // On a CUDA device the model's parameters, Adam's moments, the negatives and the replay buffer
 // live on the device: step() copies back only its statistics and synchronises once. The host
@@ -140,7 +175,7 @@ class CDTrainer {
             Device device = Device::cpu());
   ~CDTrainer();
 
-  // One CD iteration on a batch (batch x dim, row-major).
+  // One iteration on a batch (batch x dim, row-major).
   StepStats step(const float* batch, int64_t rows);
   // Brings every host copy up to date with the device (model parameters, optimiser, negatives,
   // replay buffer): one download of what is stale and one synchronisation, nothing when all is
@@ -153,7 +188,7 @@ class CDTrainer {
   const std::vector<float>& replay_buffer() const;
   int64_t buffer_pointer() const { return buffer_ptr_; }
   bool buffer_initialised() const { return buffer_ready_; }
-  // The negatives of the last step (rows x dim).
+  // The negatives of the last step (rows x dim); null for score-matching losses.
   const float* last_negatives() const;
   // The rows of the replay buffer the last step started from (persistent only).
   const std::vector<int64_t>& last_buffer_rows() const { return start_rows_; }
@@ -169,6 +204,9 @@ class CDTrainer {
   void write_buffer(int64_t rows);
   // Refreshes the host mirrors named (detail::HostMirror flags); no-op on the CPU backend.
   void sync_mirrors(unsigned mirrors) const;
+  StepStats score_matching_step(const float* batch, int64_t rows);
+  // Non-finite loss: counts it, warns, throws NumericalError past max_nonfinite_steps.
+  void skip_nonfinite(const StepStats& stats);
 
   Mlp& model_;
   TrainerOptions options_;
@@ -187,7 +225,11 @@ class CDTrainer {
   std::shared_ptr<const detail::StepArrays> steps_;  // per-step eta and noise coefficient
   std::unique_ptr<detail::CudaCDTrainerImpl> cuda_;  // set when running on a CUDA device
   std::unique_ptr<detail::McmcNegatives> mcmc_;      // set for MALA, HMC and tempering
+  std::unique_ptr<ScoreLoss> score_;                 // score-matching losses on the CPU backend
 };
+
+// The trainer of every loss (CDTrainer is its historical name).
+using Trainer = CDTrainer;
 
 // CD loss from the energies: mean(E+) - mean(E-) + w (mean(E+^2) + mean(E-^2)), in double.
 double cd_loss(const float* pos_energy, const float* neg_energy, int64_t n, double reg_weight);

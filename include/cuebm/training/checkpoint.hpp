@@ -14,7 +14,9 @@
 // training settings as "cuebm.config.<key>" (training_fingerprint). The random streams (noise,
 // shuffles, replay-buffer draws) are keyed by (seed, iteration / epoch), so these counters are
 // the RNG state. The negatives' sampler ("cuebm.config.sampler" and its settings) needs no state
-// of its own (TrainerState). Written atomically (temporary file and rename).
+// of its own (TrainerState); nor does a score-matching loss ("cuebm.config.loss" and its
+// settings: its draws are keyed by the seed and the iteration, and it has no buffer). Written
+// atomically (temporary file and rename).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // A whole training run as TorchEBM's Gaussian-mixture tutorial does it: a dataset, epochs of
-// CD updates, figures of the learned density and the final metrics. The example trainer and
-// the cuebm command both drive it.
+// CD (or score-matching) updates, figures of the learned density and the final metrics. The
+// example trainer and the cuebm command both drive it.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,15 @@ struct TrainConfig {
   // figures (Langevin chains at step_size, noise_scale) mean the same whichever one trained.
   NegativeSamplerOptions negatives;
   CDOptions cd;  // k = 10, non-persistent
+  // The loss (cd.hpp's TrainingLoss): cd (the default) or the score-matching losses sm, ssm and
+  // dsm with their settings (score.kind follows loss; score.seed is set to seed). A
+  // score-matching run has no negatives: negatives and cd do not apply (a sampler other than
+  // Langevin or persistent CD with one is refused). Its model means exp(-E) (T = 1), so the
+  // metrics and the figures' samples are taken at T = 1: Langevin chains with noise scale 1
+  // and step size step_size * noise_scale^2, which is CD's Langevin step on the log-density
+  // scale (a CD model E at T = sigma^2 is the density exp(-E / sigma^2)).
+  TrainingLoss loss = TrainingLoss::cd;
+  ScoreLossOptions score;
   AdamOptions adam;
   float max_grad_norm = 1.0f;
   uint64_t seed = 0;  // parameters, noise, shuffling
@@ -87,8 +96,10 @@ struct TrainReport {
   double train_seconds = 0;  // CD iterations only (no figures, no metrics)
   std::vector<float> final_samples;
   std::vector<std::string> files;  // written, in order
-  // Metrics of the final model (metrics.hpp); NaN where not applicable.
+  // Metrics of the final model (metrics.hpp); NaN where not applicable. temperature: the one
+  // the loss implies (training_temperature), which temperature_source names.
   double temperature = 0, log_z = 0, test_nll = 0, data_entropy = 0, kl = 0, mmd2 = 0;
+  std::string temperature_source;
   int modes_covered = -1, modes_total = 0;
   double share_near_mode = 0;
   std::vector<double> mode_weights;
@@ -97,10 +108,12 @@ struct TrainReport {
   // Divergence, checked once per epoch at no extra pass over the data: the last batch's
   // negatives are not finite or leave the data's range (max |coordinate|, floored at 1) by a
   // factor of more than kDivergedRangeFactor, or the epoch's mean loss exceeds kDivergedLoss
-  // in magnitude. The run still finishes (it is not an error). divergence names the first
-  // such epoch and the reason, e.g. "at epoch 1: the negatives reach |x| = 1.83e+08 while the
-  // data lie within |x| <= 1.81 (Langevin step size 1e+09; a smaller step size or lr may
-  // help)". Checked from the first epoch this process runs (a resumed run starts afresh).
+  // in magnitude (score matching, which has no negatives: the loss alone; for dsm the limit is
+  // kDivergedLoss times max(1, d / (2 sigma^2)), the mean of its noise term). The run still
+  // finishes (it is not an error). divergence names the first such epoch and the reason, e.g. "at
+  // epoch 1: the negatives reach |x| = 1.83e+08 while the data lie within |x| <= 1.81 (Langevin
+  // step size 1e+09; a smaller step size or lr may help)". Checked from the first epoch this
+  // process runs (a resumed run starts afresh).
   bool diverged = false;
   std::string divergence;
 };
@@ -109,9 +122,12 @@ struct TrainReport {
 inline constexpr double kDivergedRangeFactor = 100.0;
 inline constexpr double kDivergedLoss = 1e6;
 
-// The settings a checkpoint must agree on to be resumed (dataset, model, batches, sampler,
-// CD, optimiser, seeds), as key -> text. "sampler" names the negatives' sampler, followed by its
-// own settings (hmc_step_size, leapfrog, mass; replicas, t_max, swap_every); a checkpoint
+// The settings a checkpoint must agree on to be resumed (dataset, model, batches, loss,
+// sampler, CD, optimiser, seeds), as key -> text. "loss" names the loss: for cd it is followed
+// by "sampler", the negatives' sampler, with its own settings (hmc_step_size, leapfrog, mass;
+// replicas, t_max, swap_every) and the CD settings; for sm, ssm and dsm by theirs instead
+// ("hessian"; "projections", "projection"; "dsm_noise", "dsm_sign"; and "sm_reg"). A
+// checkpoint written before losses were an option has no "loss" and counts as "cd"; one
 // written before samplers were an option has no "sampler" and counts as "langevin".
 std::map<std::string, std::string> training_fingerprint(const TrainConfig& config);
 
@@ -134,14 +150,22 @@ TrainReport run_training(const TrainConfig& config,
 // epochs); throws IoError / InvalidArgument naming the file and the differences.
 Checkpoint read_resume_checkpoint(const TrainConfig& config);
 
+// The temperature T of the trained model's density exp(-E / T): noise_scale^2 for cd, 1 for
+// the score-matching losses; and words naming where it comes from ("sigma^2: CD's sampler
+// targets exp(-E / sigma^2)", "score matching (ssm) trains exp(-E)").
+double training_temperature(const TrainConfig& config);
+std::string training_temperature_source(const TrainConfig& config);
+
 // The final samples run_training draws from the trained model: figure_samples chains of
-// final_steps Langevin steps (step_size, noise_scale) from N(0, I), keyed by the seed.
+// final_steps Langevin steps from N(0, I) at training_temperature, keyed by the seed: CD's
+// (step_size, noise_scale), score matching's (step_size * noise_scale^2, 1).
 std::vector<float> final_model_samples(const Energy& model, const TrainConfig& config);
 
 // The final metrics run_training reports, for `model` against config's dataset (a test set
-// drawn with data_seed ^ a fixed salt) at T = noise_scale^2, and for `samples` (n x 2; may be
-// empty: no MMD or mode metrics). Writes temperature, log_z, test_nll, data_entropy, kl, mmd2
-// and the mode fields of `report`; model may be null (model metrics then NaN).
+// drawn with data_seed ^ a fixed salt) at T = training_temperature(config), and for `samples`
+// (n x 2; may be empty: no MMD or mode metrics). Writes temperature, temperature_source, log_z,
+// test_nll, data_entropy, kl, mmd2 and the mode fields of `report`; model may be null (model
+// metrics then NaN).
 void compute_training_metrics(const Energy* model, const std::vector<float>& samples,
                               const TrainConfig& config, TrainReport& report);
 
