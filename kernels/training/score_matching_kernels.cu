@@ -139,6 +139,15 @@ __global__ void __launch_bounds__(kMaxGroups)
   *out = total * (1.0 / static_cast<double>(n));
 }
 
+// Threads per block of the row kernel: the test knob, else the largest block (up to 128) whose
+// grid still covers every SM, since a batch of a few hundred rows is few warps. Its rows are
+// independent: the choice changes no number.
+int row_threads(int64_t rows) {
+  const int knob = block_size_knob();
+  if (knob > 0) return knob;
+  return spread_row_block(rows, device_launch_limits(current_device()).sm_count, 128);
+}
+
 unsigned blocks_of(int64_t work, int threads) {
   return static_cast<unsigned>(std::max<int64_t>(1, (work + threads - 1) / threads));
 }
@@ -255,9 +264,9 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
     a.row_grad = grad ? row_grad_d_.data() : nullptr;
     a.ld = ld_;
     a.num_params = num_params_;
-    const int threads = row_block_size();
     for (int64_t row0 = 0; row0 < n; row0 += chunk_) {
       const int64_t rows = std::min(chunk_, n - row0);
+      const int threads = row_threads(rows);
       const unsigned blocks = blocks_of(rows, threads);
       switch (options_.kind) {
         case ScoreLossKind::kScoreMatching:
