@@ -16,6 +16,9 @@ Arrays go in as NumPy arrays or torch tensors (float32 read in place, float64 co
 anything else a TypeError naming the dtype) and come back in the same kind. Errors from C++
 arrive as cuebm.InvalidArgument (a ValueError), cuebm.NumericalError (a FloatingPointError),
 cuebm.CudaError (a RuntimeError) and cuebm.IoError (an OSError), with the C++ message.
+Score matching: cuebm.ScoreMatching, SlicedScoreMatching and DenosingScoreMatching (TorchEBM's
+spelling; DenoisingScoreMatching too) give a loss and its parameter gradient; cuebm.Trainer
+(ContrastiveDivergence is its CD case) trains with CD or any of them.
 cuebm.torch puts a cuEBM MLP energy inside a PyTorch graph and samples PyTorch MLPs.
 """
 
@@ -61,6 +64,12 @@ from .energies import (
     RastriginEnergy,
     RosenbrockEnergy,
 )
+from .losses import (
+    DenoisingScoreMatching,
+    DenosingScoreMatching,
+    ScoreMatching,
+    SlicedScoreMatching,
+)
 from .io import load_checkpoint, load_safetensors, save_checkpoint, save_safetensors
 from .metrics import grid_log_partition, grid_points, mmd2_rbf, mode_report, test_nll
 from .samplers import (
@@ -71,7 +80,7 @@ from .samplers import (
     annealed_importance_sampling,
     gaussian_initial_state,
 )
-from .training import ContrastiveDivergence, train
+from .training import ContrastiveDivergence, Trainer, train
 
 __all__ = [
     "AckleyEnergy",
@@ -81,6 +90,8 @@ __all__ = [
     "ContrastiveDivergence",
     "CudaError",
     "DataLoader",
+    "DenoisingScoreMatching",
+    "DenosingScoreMatching",
     "DoubleWellEnergy",
     "EightGaussiansDataset",
     "Error",
@@ -100,7 +111,10 @@ __all__ = [
     "RastriginEnergy",
     "RosenbrockEnergy",
     "Schedule",
+    "ScoreMatching",
+    "SlicedScoreMatching",
     "SwissRollDataset",
+    "Trainer",
     "TwoMoonsDataset",
     "activation_names",
     "annealed_importance_sampling",

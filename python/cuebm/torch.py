@@ -11,6 +11,9 @@
   module's current weights, runs cuEBM's Langevin chains and returns a tensor. On a CUDA tensor
   (in a build with the CUDA backend) the chains run in place on the GPU on torch's current
   stream (the stream API); otherwise on the CPU.
+- ScoreMatching, SlicedScoreMatching, DenosingScoreMatching (and DenoisingScoreMatching): the
+  score-matching losses of a PyTorch MLP; loss.backward() gives the module's parameter gradient
+  from cuEBM's fused kernel (ScoreLossFunction), so PyTorch's optimiser trains it.
 
 The kernels compute in float32: float64 inputs are rounded to float32 and the results cast back,
 so the Function is exact to float32 rounding only (gradcheck passes at float32 tolerances).
@@ -178,3 +181,97 @@ class LangevinDynamics:
                                    self.step_size, self.noise_scale, n_steps, seed or 0,
                                    step_offset or 0, 0, clamp_min, clamp_max)
         return out
+
+
+class ScoreLossFunction(torch.autograd.Function):
+    """loss = ScoreLossFunction.apply(params, x, impl, iteration): a score-matching loss
+    (impl, a cuebm._cuebm.ScoreLoss) of the flat parameters `params` at the rows x, with the
+    draws of `iteration`; backward gives the parameter gradient from the same C++ call. x gets
+    no gradient (score matching differentiates in x inside the loss already)."""
+
+    @staticmethod
+    def forward(ctx, params, x, impl, iteration):
+        p32 = params.detach().to("cpu", torch.float32).contiguous()
+        x32 = x.detach().to("cpu", torch.float32).contiguous()
+        loss, grad = impl.evaluate_parameters(p32, x32, iteration, gradient=True)
+        ctx.grad = torch.from_numpy(grad).to(params.device, params.dtype)
+        return torch.tensor(loss, dtype=params.dtype, device=params.device)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss):
+        return ctx.grad * grad_loss, None, None, None
+
+
+class _ScoreLoss:
+    """TorchEBM's loss API for a PyTorch MLP: loss = loss_fn(x); loss.backward() fills the
+    module's .grad from cuEBM's fused loss-and-gradient kernel; the optimiser steps them. Draws
+    keyed by (seed, iteration, row); a call without iteration= uses and advances
+    self.iteration."""
+
+    kind = ""
+
+    def __init__(self, energy_function, regularization_strength=0.0, *, seed=0, **settings):
+        self.energy_function = energy_function
+        self.regularization_strength = float(regularization_strength)
+        self.seed = int(seed)
+        self.iteration = 0
+        self._settings = settings
+        self._impl, self._shape = None, None
+
+    def _loss(self):
+        shape = _torch_mlp_layout(self.energy_function)
+        if self._impl is None or shape != self._shape:
+            self._impl = _cuebm.ScoreLoss(_cpp_model(self.energy_function), kind=self.kind,
+                                          regularization_strength=self.regularization_strength,
+                                          seed=self.seed, **self._settings)
+            self._shape = shape
+        return self._impl
+
+    def __call__(self, x, *, iteration=None):
+        return self.forward(x, iteration=iteration)
+
+    def forward(self, x, *, iteration=None):
+        """The loss (a 0-d tensor on the parameters' device) at the (n, dim) rows x."""
+        if iteration is None:
+            iteration, self.iteration = self.iteration, self.iteration + 1
+        return ScoreLossFunction.apply(flat_parameters(self.energy_function), x, self._loss(),
+                                       int(iteration))
+
+
+class ScoreMatching(_ScoreLoss):
+    """cuebm.ScoreMatching for a PyTorch MLP (hessian_method "exact" or "approx")."""
+
+    kind = "sm"
+
+    def __init__(self, energy_function, hessian_method="exact", regularization_strength=0.0, *,
+                 seed=0):
+        from .losses import _HESSIAN_METHODS
+
+        super().__init__(energy_function, regularization_strength, seed=seed,
+                         hessian_method=_HESSIAN_METHODS.get(hessian_method, hessian_method))
+
+
+class SlicedScoreMatching(_ScoreLoss):
+    """cuebm.SlicedScoreMatching for a PyTorch MLP."""
+
+    kind = "ssm"
+
+    def __init__(self, energy_function, n_projections=5, projection_type="rademacher",
+                 regularization_strength=0.0, *, seed=0):
+        super().__init__(energy_function, regularization_strength, seed=seed,
+                         n_projections=int(n_projections), projection_type=projection_type)
+
+
+class DenosingScoreMatching(_ScoreLoss):
+    """cuebm.DenosingScoreMatching (TorchEBM's spelling) for a PyTorch MLP."""
+
+    kind = "dsm"
+
+    def __init__(self, energy_function, noise_scale=0.01, regularization_strength=0.0, *,
+                 denoising_sign="correct", seed=0):
+        super().__init__(energy_function, regularization_strength, seed=seed,
+                         noise_scale=float(noise_scale), denoising_sign=denoising_sign)
+
+
+DenoisingScoreMatching = DenosingScoreMatching

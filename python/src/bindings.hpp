@@ -12,6 +12,7 @@ void bind_models(nb::module_& m);
 void bind_schedule(nb::module_& m);
 void bind_langevin(nb::module_& m);
 void bind_mcmc(nb::module_& m);
+void bind_score_matching(nb::module_& m);
 void bind_training(nb::module_& m);
 void bind_run_training(nb::module_& m);
 void bind_data(nb::module_& m);

@@ -22,6 +22,7 @@ NB_MODULE(_cuebm, m) {
   bind_schedule(m);
   bind_langevin(m);
   bind_mcmc(m);
+  bind_score_matching(m);
   bind_training(m);
   bind_run_training(m);
   bind_data(m);

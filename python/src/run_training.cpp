@@ -1,6 +1,7 @@
 // A whole training run (cuebm::run_training, the `cuebm train` command) from Python: log lines
 // go to a Python callable, and Ctrl-C stops the run after the current CD iteration (the
-// checkpoints already written are complete: they are written atomically).
+// checkpoints already written are complete: they are written atomically). Every loss and
+// negative sampler of the C++ TrainConfig is reachable.
 #include <nanobind/stl/function.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/string.h>
@@ -29,7 +30,11 @@ void bind_run_training(nb::module_& m) {
          bool persistent, int64_t buffer_size, float lr, float max_grad_norm, uint64_t seed,
          const std::string& output_dir, const std::string& checkpoint_path, int checkpoint_every,
          const std::string& resume_from, const std::string& model_path,
-         const std::string& report_path, const std::string& device, nb::object log) {
+         const std::string& report_path, const std::string& device, nb::object log,
+         const std::string& sampler, float hmc_step_size, int leapfrog, std::vector<float> mass,
+         int replicas, double t_max, int swap_every, const std::string& loss,
+         const std::string& hessian_method, int n_projections, const std::string& projection_type,
+         float dsm_noise_scale, const std::string& denoising_sign, float regularization_strength) {
         TrainConfig c;
         c.dataset = dataset;
         c.dataset_params = std::move(dataset_params);
@@ -52,6 +57,20 @@ void bind_run_training(nb::module_& m) {
         c.model_path = model_path;
         c.report_path = report_path;
         c.device = parse_device(device);
+        c.negatives.kind = parse_negative_sampler(sampler);
+        c.negatives.hmc_step_size = hmc_step_size;
+        c.negatives.leapfrog = leapfrog;
+        c.negatives.mass = std::move(mass);
+        c.negatives.replicas = replicas;
+        c.negatives.t_max = t_max;
+        c.negatives.swap_every = swap_every;
+        c.loss = parse_training_loss(loss);
+        c.score.hessian_method = parse_hessian_method(hessian_method);
+        c.score.n_projections = n_projections;
+        c.score.projection_type = parse_projection_type(projection_type);
+        c.score.noise_scale = dsm_noise_scale;
+        c.score.denoising_sign = parse_denoising_sign(denoising_sign);
+        c.score.regularization_strength = regularization_strength;
         const auto on_log = [&log](const std::string& line) {
           nb::gil_scoped_acquire locked;
           if (!log.is_none()) log(line);
@@ -70,6 +89,8 @@ void bind_run_training(nb::module_& m) {
         nb::dict out;
         const std::size_t epochs_done = r.epoch_loss.size(), p = r.final_parameters.size();
         out["epoch_loss"] = to_numpy(std::move(r.epoch_loss), {epochs_done});
+        const std::size_t acc = r.epoch_acceptance.size();
+        out["epoch_acceptance"] = to_numpy(std::move(r.epoch_acceptance), {acc});
         out["iterations"] = r.iterations;
         out["skipped"] = r.skipped;
         out["train_seconds"] = r.train_seconds;
@@ -78,6 +99,7 @@ void bind_run_training(nb::module_& m) {
         out["final_parameters"] = to_numpy(std::move(r.final_parameters), {p});
         out["files"] = r.files;
         out["temperature"] = r.temperature;
+        out["temperature_source"] = r.temperature_source;
         out["log_z"] = r.log_z;
         out["test_nll"] = r.test_nll;
         out["data_entropy"] = r.data_entropy;
@@ -100,9 +122,17 @@ void bind_run_training(nb::module_& m) {
       nb::arg("max_grad_norm") = 1.0f, nb::arg("seed") = 0, nb::arg("output_dir") = "",
       nb::arg("checkpoint_path") = "", nb::arg("checkpoint_every") = 0, nb::arg("resume_from") = "",
       nb::arg("model_path") = "", nb::arg("report_path") = "", nb::arg("device") = "cpu",
-      nb::arg("log").none() = nb::none(),
+      nb::arg("log").none() = nb::none(), nb::arg("sampler") = "langevin",
+      nb::arg("hmc_step_size") = 0.0f, nb::arg("leapfrog") = 10,
+      nb::arg("mass") = std::vector<float>{}, nb::arg("replicas") = 8, nb::arg("t_max") = 0.0,
+      nb::arg("swap_every") = 1, nb::arg("loss") = "cd", nb::arg("hessian_method") = "exact",
+      nb::arg("n_projections") = 5, nb::arg("projection_type") = "rademacher",
+      nb::arg("dsm_noise_scale") = 0.01f, nb::arg("denoising_sign") = "correct",
+      nb::arg("regularization_strength") = 0.0f,
       "The C++ trainer's whole run (TorchEBM's Gaussian-mixture tutorial by default): returns "
-      "the report as a dict (epoch_loss, final_parameters, final_samples, metrics, modes).");
+      "the report as a dict (epoch_loss, final_parameters, final_samples, metrics, modes). "
+      "sampler and its settings choose CD's negatives; loss (cd, sm, ssm, dsm) and its settings "
+      "the loss.");
 }
 
 }  // namespace cuebm::python

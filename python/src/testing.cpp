@@ -10,6 +10,7 @@
 #include "cuebm/models/mlp.hpp"
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
+#include "cuebm/training/score_matching.hpp"
 
 namespace cuebm::python {
 namespace {
@@ -59,6 +60,34 @@ void bind_testing(nb::module_& root) {
                               to_numpy(std::move(grad), {model.num_parameters()}));
       },
       nb::arg("model"), nb::arg("n"), nb::arg("seed"), "(x, coeff, gradient) computed in C++.");
+  m.def(
+      "score_loss_reference",
+      [](const Mlp& model, int64_t n, uint64_t seed, const std::string& kind,
+         const std::string& hessian_method, int n_projections, const std::string& projection_type,
+         float noise_scale, const std::string& denoising_sign, float regularization_strength,
+         uint64_t loss_seed, uint64_t iteration) {
+        ScoreLossOptions o;
+        o.kind = parse_score_loss_kind(kind);
+        o.hessian_method = parse_hessian_method(hessian_method);
+        o.n_projections = n_projections;
+        o.projection_type = parse_projection_type(projection_type);
+        o.noise_scale = noise_scale;
+        o.denoising_sign = parse_denoising_sign(denoising_sign);
+        o.regularization_strength = regularization_strength;
+        o.seed = loss_seed;
+        std::vector<float> x = random_rows(n, model.dim(), seed), grad(model.num_parameters());
+        ScoreLoss loss(model.spec(), o, n);
+        const double value = loss.evaluate(model, x.data(), n, iteration, grad.data());
+        const auto rows = static_cast<std::size_t>(n);
+        return nb::make_tuple(to_numpy(std::move(x), {rows, static_cast<std::size_t>(model.dim())}),
+                              value, to_numpy(std::move(grad), {model.num_parameters()}));
+      },
+      nb::arg("model"), nb::arg("n"), nb::arg("seed"), nb::arg("kind"),
+      nb::arg("hessian_method") = "exact", nb::arg("n_projections") = 5,
+      nb::arg("projection_type") = "rademacher", nb::arg("noise_scale") = 0.01f,
+      nb::arg("denoising_sign") = "correct", nb::arg("regularization_strength") = 0.0f,
+      nb::arg("loss_seed") = 0, nb::arg("iteration") = 0,
+      "(x, loss, gradient) of one cuebm::ScoreLoss on N(0, I) rows keyed by seed, in C++.");
   m.def(
       "langevin_reference",
       [](const Energy& energy, int64_t n_chains, int n_steps, float step_size, float noise_scale,

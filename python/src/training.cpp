@@ -1,4 +1,5 @@
-// Contrastive divergence: CDTrainer (one CD iteration with Adam and clipping per step) and a
+// The trainer: CDTrainer (one iteration of CD or of a score-matching loss with Adam and
+// clipping per step) and a
 // fit loop over a DataLoader with Ctrl-C checked between steps. The trainer is created at the
 // first step when max_batch is not given (then batches may not grow).
 #include <nanobind/stl/optional.h>
@@ -77,7 +78,8 @@ nb::dict stats_dict(const StepStats& s) {
 
 void bind_training(nb::module_& m) {
   nb::class_<Trainer>(m, "CDTrainer",
-                      "Contrastive divergence (CD-k, persistent CD) with Adam and gradient "
+                      "Contrastive divergence (CD-k, persistent CD; loss='cd') or a "
+                      "score-matching loss (loss='sm', 'ssm', 'dsm') with Adam and gradient "
                       "clipping on an Mlp, as cuebm::CDTrainer; step() updates the model.")
       .def(
           "__init__",
@@ -88,8 +90,19 @@ void bind_training(nb::module_& m) {
              const std::string& sampler, float hmc_step_size, int leapfrog, std::vector<float> mass,
              int replicas, double t_max, int swap_every, float lr, float beta1, float beta2,
              float eps, float weight_decay, float max_grad_norm, uint64_t seed,
-             int max_nonfinite_steps, std::optional<int64_t> max_batch, const std::string& device) {
+             int max_nonfinite_steps, std::optional<int64_t> max_batch, const std::string& device,
+             const std::string& loss, const std::string& hessian_method, int n_projections,
+             const std::string& projection_type, float dsm_noise_scale,
+             const std::string& denoising_sign, float regularization_strength) {
             TrainerOptions o;
+            o.loss = parse_training_loss(loss);
+            o.score.hessian_method = parse_hessian_method(hessian_method);
+            o.score.n_projections = n_projections;
+            o.score.projection_type = parse_projection_type(projection_type);
+            o.score.noise_scale = dsm_noise_scale;
+            o.score.denoising_sign = parse_denoising_sign(denoising_sign);
+            o.score.regularization_strength = regularization_strength;
+            o.score.seed = seed;  // as run_training: the run's seed keys the draws
             o.cd.k_steps = k_steps;
             o.cd.persistent = persistent;
             o.cd.buffer_size = buffer_size;
@@ -128,7 +141,10 @@ void bind_training(nb::module_& m) {
           nb::arg("swap_every") = 1, nb::arg("lr") = 1e-3f, nb::arg("beta1") = 0.9f,
           nb::arg("beta2") = 0.999f, nb::arg("eps") = 1e-8f, nb::arg("weight_decay") = 0.0f,
           nb::arg("max_grad_norm") = 1.0f, nb::arg("seed") = 0, nb::arg("max_nonfinite_steps") = 3,
-          nb::arg("max_batch").none() = nb::none(), nb::arg("device") = "cpu")
+          nb::arg("max_batch").none() = nb::none(), nb::arg("device") = "cpu",
+          nb::arg("loss") = "cd", nb::arg("hessian_method") = "exact", nb::arg("n_projections") = 5,
+          nb::arg("projection_type") = "rademacher", nb::arg("dsm_noise_scale") = 0.01f,
+          nb::arg("denoising_sign") = "correct", nb::arg("regularization_strength") = 0.0f)
       .def(
           "step",
           [](Trainer& t, const AnyArray& batch) {
@@ -141,7 +157,8 @@ void bind_training(nb::module_& m) {
             return s.loss;
           },
           nb::arg("batch"),
-          "One CD iteration on an (n, dim) batch: negatives, loss, gradient, clipping, Adam. "
+          "One iteration on an (n, dim) batch: the loss (CD: with its negatives) and its "
+          "gradient, clipping, Adam. "
           "Returns the loss at the parameters before the update (NaN: the step was skipped).")
       .def(
           "fit",
@@ -184,11 +201,12 @@ void bind_training(nb::module_& m) {
           "last_negatives",
           [](Trainer& t) {
             const float* neg = t.trainer().last_negatives();
+            if (!neg) return nb::object(nb::none());  // score matching has no negatives
             const auto n = static_cast<std::size_t>(t.last_rows());
             const auto d = static_cast<std::size_t>(t.model().dim());
-            return to_numpy(std::vector<float>(neg, neg + n * d), {n, d});
+            return nb::cast(to_numpy(std::vector<float>(neg, neg + n * d), {n, d}));
           },
-          "The negatives of the last step (copy).")
+          "The negatives of the last step (copy); None for score-matching losses.")
       .def(
           "replay_buffer",
           [](Trainer& t) {
