@@ -2,12 +2,13 @@
 # Builds the Python package (python/, `pip install .`) into a virtual environment under the build
 # folder and runs its pytest suite against the cuebm command built there. Debian's python3 (with
 # python3-numpy, python3-torch and python3-pytest) is the interpreter; pip fetches nanobind and
-# scikit-build-core from PyPI, and the step is skipped with a message when PyPI is unreachable.
+# scikit-build-core from PyPI; when PyPI is unreachable it says so and exits with 77, which CTest
+# (the test python.pytest of tests/CMakeLists.txt, which runs this script) reports as skipped.
 # The module is built CPU-only unless CUEBM_PYTHON_CUDA=ON: its CUDA path needs a GPU to run, and
 # nvcc would add minutes to every CI run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-${CUEBM_BUILD_DIR:-build}}
+build=$(realpath -m "${1:-${CUEBM_BUILD_DIR:-build}}")
 python=/usr/bin/python3
 venv=$build/python-venv
 
@@ -15,7 +16,7 @@ probe=$(mktemp -d)
 if ! timeout 60 "$python" -m pip download --no-deps -q -d "$probe" nanobind >/dev/null 2>&1; then
   rm -rf "$probe"
   echo "python: SKIPPED - pip cannot reach PyPI for nanobind and scikit-build-core"
-  exit 0
+  exit 77
 fi
 rm -rf "$probe"
 
@@ -24,4 +25,4 @@ rm -rf "$probe"
   --config-settings=build-dir="$build/python-build" \
   --config-settings=cmake.define.CUEBM_ENABLE_CUDA="${CUEBM_PYTHON_CUDA:-OFF}" \
   --config-settings=cmake.define.CUEBM_WERROR="${CUEBM_WERROR:-OFF}" .
-CUEBM_CLI=$build/bin/cuebm "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+CUEBM_CLI=${CUEBM_CLI:-$build/bin/cuebm} "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests

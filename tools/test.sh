@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Sets up and builds cuEBM, then runs the whole test suite through CTest.
+# Sets up and builds cuEBM, then runs the whole test suite through CTest (the Python package's
+# pytest suite included: the test python.pytest runs tools/python-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh "$@"
 build=${CUEBM_BUILD_DIR:-build}
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
-# The Python package: pip install . into a venv under the build folder, then its pytest suite.
-tools/python-test.sh "$build"
