@@ -8,6 +8,7 @@
 #include "cuebm/runtime/error.hpp"
 #include "host/models/parallel.hpp"
 #include "host/training/cuda_score_matching.hpp"
+#include "host/training/score_matching_block.hpp"
 #include "kernels/training/score_matching.cuh"
 
 namespace cuebm {
@@ -225,16 +226,39 @@ double ScoreLoss::evaluate(std::span<const float> params, const float* x, int64_
   float* scratch = scratch_.data();
   float* partials = grad_partials_.data();
   double* losses = loss_partials_.data();
-  detail::parallel_for(chunks, [&](int64_t c) {
-    float* acc = grad ? partials + c * np : nullptr;
-    if (acc) std::fill(acc, acc + np, 0.0f);
-    double loss = 0.0;
-    const int64_t r0 = std::min(n, c * per_chunk), r1 = std::min(n, (c + 1) * per_chunk);
-    detail::dispatch_activation(spec_.activation, [&]<Activation A>() {
-      run_rows<A>(net, layout, p, x, r0, r1, scratch + c * row_floats_, acc, loss);
+  if (detail::sm_block_supported(p)) {
+    // Blocks of up to kRowBlock rows, each task owning whole chunks (as many as fit in one
+    // block, or one), so the chunk sums are those of the row-at-a-time loop below.
+    const int64_t chunks_per_task = std::max<int64_t>(1, kRowBlock / per_chunk);
+    const int64_t tasks = (chunks + chunks_per_task - 1) / chunks_per_task;
+    const std::size_t block_floats = detail::sm_block_floats(layout);
+    const detail::SmBlockGradient block_grad{grad ? partials : nullptr, np, per_chunk};
+    detail::parallel_for(tasks, [&](int64_t task) {
+      const int64_t c0 = task * chunks_per_task, c1 = std::min(chunks, c0 + chunks_per_task);
+      if (grad) std::fill(partials + c0 * np, partials + c1 * np, 0.0f);
+      for (int64_t c = c0; c < c1; ++c) losses[c] = 0.0;
+      float* work = detail::thread_workspace(block_floats);
+      float row_loss[kRowBlock];
+      const int64_t end = std::min(n, c1 * per_chunk);
+      for (int64_t r0 = std::min(n, c0 * per_chunk); r0 < end; r0 += kRowBlock) {
+        const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, end - r0));
+        detail::sm_block_loss(spec_.activation, net, layout, p, x, r0, rows, work, row_loss,
+                              block_grad);
+        for (int r = 0; r < rows; ++r) losses[(r0 + r) / per_chunk] += row_loss[r];
+      }
     });
-    losses[c] = loss;
-  });
+  } else {
+    detail::parallel_for(chunks, [&](int64_t c) {
+      float* acc = grad ? partials + c * np : nullptr;
+      if (acc) std::fill(acc, acc + np, 0.0f);
+      double loss = 0.0;
+      const int64_t r0 = std::min(n, c * per_chunk), r1 = std::min(n, (c + 1) * per_chunk);
+      detail::dispatch_activation(spec_.activation, [&]<Activation A>() {
+        run_rows<A>(net, layout, p, x, r0, r1, scratch + c * row_floats_, acc, loss);
+      });
+      losses[c] = loss;
+    });
+  }
   double total = 0.0;
   for (int64_t c = 0; c < chunks; ++c) total += losses[c];
   const double inv_n = 1.0 / static_cast<double>(n);
