@@ -263,11 +263,16 @@ double ScoreLoss::evaluate(std::span<const float> params, const float* x, int64_
   for (int64_t c = 0; c < chunks; ++c) total += losses[c];
   const double inv_n = 1.0 / static_cast<double>(n);
   if (grad) {
+    // Each entry adds the chunks in chunk order; slices of the entries run in parallel.
+    constexpr std::size_t kSlice = 2048;
     double* sum = grad_sum_.data();
-    std::fill(sum, sum + np, 0.0);
-    for (int64_t c = 0; c < chunks; ++c)
-      for (std::size_t i = 0; i < np; ++i) sum[i] += partials[c * np + i];
-    for (std::size_t i = 0; i < np; ++i) grad[i] = static_cast<float>(sum[i] * inv_n);
+    detail::parallel_for(static_cast<int64_t>((np + kSlice - 1) / kSlice), [&](int64_t s) {
+      const std::size_t i0 = static_cast<std::size_t>(s) * kSlice, i1 = std::min(np, i0 + kSlice);
+      std::fill(sum + i0, sum + i1, 0.0);
+      for (int64_t c = 0; c < chunks; ++c)
+        for (std::size_t i = i0; i < i1; ++i) sum[i] += partials[c * np + i];
+      for (std::size_t i = i0; i < i1; ++i) grad[i] = static_cast<float>(sum[i] * inv_n);
+    });
   }
   return total * inv_n;
 }

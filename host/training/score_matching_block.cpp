@@ -266,10 +266,11 @@ void accumulate_gradient(const float* coef, int n_out, int n_in, int C, int c0, 
 
 // Channels [c0, c1) of layer input in (n units) for the rows [0, rows), to at[(r C + c) n + k].
 void transpose_input(const float* in, int n, int C, int c0, int c1, int rows, float* at) {
-  for (int c = c0; c < c1; ++c)
-    for (int k = 0; k < n; ++k) {
-      const float* src = in + (static_cast<int64_t>(c) * n + k) * R;
-      for (int r = 0; r < rows; ++r) at[(static_cast<int64_t>(r) * C + c) * n + k] = src[r];
+  for (int r = 0; r < rows; ++r)
+    for (int c = c0; c < c1; ++c) {
+      const float* src = in + static_cast<int64_t>(c) * n * R + r;
+      float* dst = at + (static_cast<int64_t>(r) * C + c) * n;
+      for (int k = 0; k < n; ++k) dst[k] = src[static_cast<int64_t>(k) * R];
     }
 }
 
