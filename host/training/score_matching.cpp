@@ -235,7 +235,10 @@ double ScoreLoss::evaluate(std::span<const float> params, const float* x, int64_
     const detail::SmBlockGradient block_grad{grad ? partials : nullptr, np, per_chunk};
     detail::parallel_for(tasks, [&](int64_t task) {
       const int64_t c0 = task * chunks_per_task, c1 = std::min(chunks, c0 + chunks_per_task);
-      if (grad) std::fill(partials + c0 * np, partials + c1 * np, 0.0f);
+      // A chunk's partial is written by its first rows' gradient pass; empty chunks are 0.
+      if (grad)
+        for (int64_t c = c0; c < c1; ++c)
+          if (c * per_chunk >= n) std::fill(partials + c * np, partials + (c + 1) * np, 0.0f);
       for (int64_t c = c0; c < c1; ++c) losses[c] = 0.0;
       float* work = detail::thread_workspace(block_floats);
       float row_loss[kRowBlock];

@@ -226,13 +226,15 @@ void reverse(const SmNet& net, const Block& b) {
 
 // g[j][k] += sum over rows r in [r0, r1), then channels c in [c0, c1), of
 // coef[(c n_out + j) R + r] at[(r C + c) n_in + k], by fmaf in that order (the per-row code's
-// order of one gradient entry), for the outputs [j0, j0 + JB) and inputs [k0, k0 + KB).
+// order of one gradient entry), for the outputs [j0, j0 + JB) and inputs [k0, k0 + KB). init:
+// start from 0 instead of g (the chunk's first rows: its partial is not cleared beforehand).
 template <int JB, int KB>
 inline void gradient_tile(const float* coef, int n_out, int j0, int n_in, int k0, int C, int c0,
-                          int c1, const float* at, int r0, int r1, float* g) {
+                          int c1, const float* at, int r0, int r1, bool init, float* g) {
   float acc[JB][KB];
   for (int q = 0; q < JB; ++q)
-    for (int i = 0; i < KB; ++i) acc[q][i] = g[static_cast<int64_t>(j0 + q) * n_in + k0 + i];
+    for (int i = 0; i < KB; ++i)
+      acc[q][i] = init ? 0.0f : g[static_cast<int64_t>(j0 + q) * n_in + k0 + i];
   for (int r = r0; r < r1; ++r)
     for (int c = c0; c < c1; ++c) {
       const float* a = at + (static_cast<int64_t>(r) * C + c) * n_in + k0;
@@ -247,21 +249,23 @@ inline void gradient_tile(const float* coef, int n_out, int j0, int n_in, int k0
 
 template <int JB>
 void gradient_rows(const float* coef, int n_out, int j0, int n_in, int C, int c0, int c1,
-                   const float* at, int r0, int r1, float* g) {
+                   const float* at, int r0, int r1, bool init, float* g) {
   // Wide tiles: JB x KB / 16 independent accumulator vectors hide the FMA latency.
   int k = 0;
   for (; k + 64 <= n_in; k += 64)
-    gradient_tile<JB, 64>(coef, n_out, j0, n_in, k, C, c0, c1, at, r0, r1, g);
+    gradient_tile<JB, 64>(coef, n_out, j0, n_in, k, C, c0, c1, at, r0, r1, init, g);
   for (; k + 16 <= n_in; k += 16)
-    gradient_tile<JB, 16>(coef, n_out, j0, n_in, k, C, c0, c1, at, r0, r1, g);
-  for (; k < n_in; ++k) gradient_tile<JB, 1>(coef, n_out, j0, n_in, k, C, c0, c1, at, r0, r1, g);
+    gradient_tile<JB, 16>(coef, n_out, j0, n_in, k, C, c0, c1, at, r0, r1, init, g);
+  for (; k < n_in; ++k)
+    gradient_tile<JB, 1>(coef, n_out, j0, n_in, k, C, c0, c1, at, r0, r1, init, g);
 }
 
 void accumulate_gradient(const float* coef, int n_out, int n_in, int C, int c0, int c1,
-                         const float* at, int r0, int r1, float* g) {
+                         const float* at, int r0, int r1, bool init, float* g) {
   int j = 0;
-  for (; j + 4 <= n_out; j += 4) gradient_rows<4>(coef, n_out, j, n_in, C, c0, c1, at, r0, r1, g);
-  for (; j < n_out; ++j) gradient_rows<1>(coef, n_out, j, n_in, C, c0, c1, at, r0, r1, g);
+  for (; j + 4 <= n_out; j += 4)
+    gradient_rows<4>(coef, n_out, j, n_in, C, c0, c1, at, r0, r1, init, g);
+  for (; j < n_out; ++j) gradient_rows<1>(coef, n_out, j, n_in, C, c0, c1, at, r0, r1, init, g);
 }
 
 // Channels [c0, c1) of layer input in (n units) for the rows [0, rows), to at[(r C + c) n + k].
@@ -275,7 +279,9 @@ void transpose_input(const float* in, int n, int C, int c0, int c1, int rows, fl
 }
 
 // sm_add_parameter_gradient (scale 1) for the block's rows, each into its chunk's partials.
-void add_parameter_gradient(const SmNet& net, const Block& b, int64_t row0, int rows,
+// first: the block's first gradient pass, which writes (not adds) the partial of a chunk that
+// starts in this block.
+void add_parameter_gradient(const SmNet& net, const Block& b, int64_t row0, int rows, bool first,
                             const SmBlockGradient& grad) {
   const SmLayout& L = b.L;
   const int C = L.C, T = L.T, H = net.n_lin - 1;
@@ -286,7 +292,8 @@ void add_parameter_gradient(const SmNet& net, const Block& b, int64_t row0, int 
       const int64_t chunk = (row0 + r0) / grad.rows_per_chunk;
       const int r1 =
           static_cast<int>(std::min<int64_t>(rows, (chunk + 1) * grad.rows_per_chunk - row0));
-      body(r0, r1, grad.partials + chunk * grad.num_params);
+      body(r0, r1, first && row0 + r0 == chunk * grad.rows_per_chunk,
+           grad.partials + chunk * grad.num_params);
       r0 = r1;
     }
   };
@@ -296,11 +303,14 @@ void add_parameter_gradient(const SmNet& net, const Block& b, int64_t row0, int 
     const int c_end = l == 0 ? 1 + T : C;
     const float* zb = b.v(L.zbar(l + 1));
     transpose_input(b.v(L.a(l)), n_in, C, 0, c_end, rows, at);
-    for_each_segment([&](int r0, int r1, float* g) {
-      accumulate_gradient(zb, n_out, n_in, C, 0, c_end, at, r0, r1, g + off);
+    for_each_segment([&](int r0, int r1, bool init, float* g) {
+      accumulate_gradient(zb, n_out, n_in, C, 0, c_end, at, r0, r1, init, g + off);
       float* gb = g + off + static_cast<int64_t>(n_out) * n_in;
-      for (int j = 0; j < n_out; ++j)
-        for (int r = r0; r < r1; ++r) gb[j] += zb[static_cast<int64_t>(j) * R + r];
+      for (int j = 0; j < n_out; ++j) {
+        float sum = init ? 0.0f : gb[j];
+        for (int r = r0; r < r1; ++r) sum += zb[static_cast<int64_t>(j) * R + r];
+        gb[j] = sum;
+      }
     });
     off += static_cast<int64_t>(n_out) * (n_in + 1);
   }
@@ -309,19 +319,20 @@ void add_parameter_gradient(const SmNet& net, const Block& b, int64_t row0, int 
   const int n_h = net.widths[H];
   transpose_input(b.v(L.a(H)), n_h, C, 1, C, rows, at);
   const float* coef = b.v(L.alpha) - R;
-  for_each_segment([&](int r0, int r1, float* g) {
-    gradient_rows<1>(coef, 1, 0, n_h, C, 1, C, at, r0, r1, g + off);
+  for_each_segment([&](int r0, int r1, bool init, float* g) {
+    gradient_rows<1>(coef, 1, 0, n_h, C, 1, C, at, r0, r1, init, g + off);
+    if (init) g[off + n_h] = 0.0f;  // the output bias never enters the losses
   });
 }
 
 // sm_add_directional_gradient: the direction in L.u, T = 1, S = 0.
 template <Activation A>
-void add_directional_gradient(const SmNet& net, const Block& b, int64_t row0, int rows,
+void add_directional_gradient(const SmNet& net, const Block& b, int64_t row0, int rows, bool first,
                               const SmBlockGradient& grad) {
   forward_tangents<A>(net, b);
   std::fill(b.v(b.L.alpha), b.v(b.L.alpha) + R, 1.0f);
   reverse<A>(net, b);
-  add_parameter_gradient(net, b, row0, rows, grad);
+  add_parameter_gradient(net, b, row0, rows, first, grad);
 }
 
 // x's rows into xb ([D][R]); lanes past `rows` repeat the last row, so they hold finite values.
@@ -369,7 +380,7 @@ void block_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p, const
       for (int i = 0; i < T * R; ++i) alpha[i] = (1.0f + 2.0f * lambda) * t[i];
       std::fill(beta, beta + static_cast<int64_t>(S) * R, -1.0f);
       reverse<A>(net, b);
-      add_parameter_gradient(net, b, row0, rows, grad);
+      add_parameter_gradient(net, b, row0, rows, true, grad);
     }
     for (int r = 0; r < R; ++r) loss[r] = (0.5f + lambda) * sq[r] - tr[r];
   } else if (p.kind == ScoreLossKind::kSlicedScoreMatching) {
@@ -400,7 +411,7 @@ void block_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p, const
       if (T > P) std::fill(alpha + P * R, alpha + (P + 1) * R, 2.0f * lambda);
       std::fill(beta, beta + static_cast<int64_t>(S) * R, -inv_p);
       reverse<A>(net, b);
-      add_parameter_gradient(net, b, row0, rows, grad);
+      add_parameter_gradient(net, b, row0, rows, true, grad);
     }
     for (int r = 0; r < R; ++r) loss[r] = sum[r] * inv_p + lambda * sq[r];
   } else {  // denoising
@@ -421,7 +432,7 @@ void block_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p, const
         loss[r] = std::fma(res, res, loss[r]);
       }
     for (int r = 0; r < R; ++r) loss[r] *= 0.5f;
-    if (want_grad) add_directional_gradient<A>(net, b, row0, rows, grad);
+    if (want_grad) add_directional_gradient<A>(net, b, row0, rows, true, grad);
     if (lambda > 0.0f) {
       load_rows(x, row0, rows, D, xb);
       copy_rows(xb, D, a0);
@@ -434,7 +445,7 @@ void block_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p, const
           u[k * R + r] = 2.0f * lambda * g[k * R + r];
         }
       for (int r = 0; r < R; ++r) loss[r] += lambda * sq[r];
-      if (want_grad) add_directional_gradient<A>(net, b, row0, rows, grad);
+      if (want_grad) add_directional_gradient<A>(net, b, row0, rows, false, grad);
     }
   }
   std::copy(loss, loss + rows, row_loss);
