@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "ais_support.hpp"
 #include "cuebm/data/datasets.hpp"
 #include "cuebm/data/metrics.hpp"
 #include "cuebm/models/analytic.hpp"
@@ -35,19 +36,9 @@ double exact_log_z(double t) {
 TEST(Ais, GaussianLogZWithinThreeStandardErrors) {
   const AnalyticEnergy e = gaussian5();
   for (double t : {1.0, 0.3}) {
-    AisOptions o;
-    o.n_chains = 1600;
-    o.n_temperatures = 200;
-    o.step_size = 0.2f * static_cast<float>(t);
-    o.temperature = t;
-    o.seed = 1;
-    const AisResult r = ais_log_partition(e, o);
-    EXPECT_NEAR(r.log_z, exact_log_z(t), 3 * r.std_error) << "T " << t;
-    EXPECT_GT(r.std_error, 0);
-    EXPECT_LT(r.std_error, 0.05) << "T " << t;  // the estimate is informative
-    // Weights far from degenerate (measured: 1200 of 1600 at T = 1, 490 at T = 0.3).
-    EXPECT_GT(r.ess, 0.2 * o.n_chains);
-    EXPECT_EQ(r.log_weights.size(), 1600u);
+    const AisOptions o = testing_support::gaussian_log_z_options(t, 1);
+    testing_support::ExpectLogZWithinThreeStandardErrors(ais_log_partition(e, o), exact_log_z(t),
+                                                         o);
   }
 }
 

@@ -8,12 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "ais_support.hpp"
 #include "cuda_skip.hpp"
 #include "cuebm/models/analytic.hpp"
 #include "cuebm/models/mlp.hpp"
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/ais.hpp"
 #include "host/models/cuda_models.hpp"
+#include "quartic_energy_support.hpp"
 
 namespace cuebm {
 namespace {
@@ -137,12 +139,7 @@ TEST(CudaAis, GaussianLogZWithinThreeStandardErrors) {
   const int dim = 5;
   const AnalyticEnergy e = correlated_gaussian(dim);
   for (double t : {1.0, 0.3}) {
-    AisOptions o;
-    o.n_chains = 1600;
-    o.n_temperatures = 200;
-    o.step_size = 0.2f * static_cast<float>(t);
-    o.temperature = t;
-    o.seed = 9;
+    const AisOptions o = testing_support::gaussian_log_z_options(t, 9);
     // det of the tridiagonal covariance by its three-term recurrence.
     double det_prev = 1, det = 0.6;
     for (int i = 1; i < dim; ++i) {
@@ -151,30 +148,10 @@ TEST(CudaAis, GaussianLogZWithinThreeStandardErrors) {
       det = next;
     }
     const double exact = 0.5 * dim * std::log(2 * M_PI) + 0.5 * (dim * std::log(t) + std::log(det));
-    const AisResult r = ais_log_partition(e, o, Device::cuda(0));
-    EXPECT_NEAR(r.log_z, exact, 3 * r.std_error) << "T " << t;
-    EXPECT_GT(r.std_error, 0);
-    EXPECT_LT(r.std_error, 0.05) << "T " << t;  // the estimate is informative
-    EXPECT_GT(r.ess, 0.2 * o.n_chains) << "T " << t;
-    EXPECT_EQ(r.log_weights.size(), 1600u);
+    testing_support::ExpectLogZWithinThreeStandardErrors(ais_log_partition(e, o, Device::cuda(0)),
+                                                         exact, o);
   }
 }
-
-// An energy the CUDA backend does not know.
-class QuarticEnergy : public Energy {
- public:
-  int dim() const override { return 2; }
-  std::string name() const override { return "quartic"; }
-  std::size_t block_workspace_floats() const override { return 0; }
-  void block_energy(const float* x, float* e, float*) const override {
-    for (int r = 0; r < kRowBlock; ++r)
-      e[r] = std::pow(x[r], 4.0f) + std::pow(x[kRowBlock + r], 4.0f);
-  }
-  void block_gradient(const float* x, float* g, float* e, float* w) const override {
-    block_energy(x, e, w);
-    for (int r = 0; r < 2 * kRowBlock; ++r) g[r] = 4 * x[r] * x[r] * x[r];
-  }
-};
 
 std::string invalid_message(const Energy& e, const AisOptions& o) {
   try {
@@ -211,7 +188,7 @@ TEST(CudaAis, BadInputIsRejected) {
   bad.mcmc_steps = 1 << 11;  // 2^31 transitions: more than a chain's int counter holds
   EXPECT_NE(invalid_message(e, bad).find("n_temperatures * mcmc_steps must be <= 2147483647"),
             std::string::npos);
-  const std::string unsupported = invalid_message(QuarticEnergy(), o);
+  const std::string unsupported = invalid_message(testing_support::QuarticEnergy(), o);
   EXPECT_NE(unsupported, "no exception");
   EXPECT_NE(unsupported.find("quartic"), std::string::npos) << unsupported;
 }

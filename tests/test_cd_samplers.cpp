@@ -9,10 +9,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "cd_samplers_support.hpp"
 #include "cuda_skip.hpp"
 #include "cuebm/models/mlp.hpp"
 #include "cuebm/runtime/error.hpp"
@@ -22,55 +22,25 @@
 #include "cuebm/training/checkpoint.hpp"
 #include "cuebm/training/training.hpp"
 #include "host/sampling/tempering_chains.hpp"
+#include "invalid_argument_support.hpp"
 
 namespace cuebm {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kDim = 3;  // not a multiple of 4: the Philox blocks' tail is used
-const MlpSpec kSpec{kDim, {16, 16}, Activation::kSoftplus};
-
-std::vector<float> random_rows(int64_t rows, int dim, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  std::vector<float> v(static_cast<std::size_t>(rows) * dim);
-  for (float& x : v) x = n(gen);
-  return v;
-}
-
-bool bitwise_equal(const float* a, const float* b, std::size_t n) {
-  return std::memcmp(a, b, n * sizeof(float)) == 0;
-}
+using testing_support::bitwise_equal;
+using testing_support::cd_options;
+using testing_support::ExpectInvalid;
+using testing_support::kDim;
+using testing_support::kSpec;
+using testing_support::random_rows;
 
 // A copy of the model as it is now (the parameters the next step's negatives see).
 Mlp snapshot(const Mlp& m) {
   Mlp copy(m.spec(), 0);
   std::copy(m.parameters().begin(), m.parameters().end(), copy.parameters().begin());
   return copy;
-}
-
-TrainerOptions options(NegativeSampler kind, int k, float eta, float sigma, uint64_t seed) {
-  TrainerOptions o;
-  o.cd.k_steps = k;
-  o.sampler.step_size = eta;
-  o.sampler.noise_scale = sigma;
-  o.negatives.kind = kind;
-  o.seed = seed;
-  o.adam.lr = 1e-2f;  // the parameters move visibly between steps
-  return o;
-}
-
-template <class F>
-void expect_invalid(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected InvalidArgument mentioning " << parts[0];
-  } catch (const InvalidArgument& e) {
-    for (const std::string& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "'" << p << "' missing in: " << e.what();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -81,7 +51,7 @@ TEST(CdSamplers, MalaNegativesEqualMalaSampleFromTheBatchAtEveryIteration) {
   // Weights 4 times PyTorch's initial scale make the energy curved enough, and eta = 0.5 large
   // enough, that some proposals are rejected.
   for (float& w : model.parameters()) w *= 4.0f;
-  const TrainerOptions o = options(NegativeSampler::mala, 6, 0.5f, 0.3f, 77);
+  const TrainerOptions o = cd_options(NegativeSampler::mala, 6, 0.5f, 0.3f, 77);
   const int64_t rows = 37;
   CDTrainer trainer(model, o, rows);
   for (int it = 0; it < 3; ++it) {
@@ -106,7 +76,7 @@ TEST(CdSamplers, MalaNegativesEqualMalaSampleFromTheBatchAtEveryIteration) {
 
 TEST(CdSamplers, PerChainPersistentMalaContinuesEachChainExactly) {
   Mlp model(kSpec, 22);
-  TrainerOptions o = options(NegativeSampler::mala, 4, 0.05f, 0.3f, 78);
+  TrainerOptions o = cd_options(NegativeSampler::mala, 4, 0.05f, 0.3f, 78);
   o.cd.persistent = true;
   o.cd.per_chain = true;
   o.cd.init_steps = 5;
@@ -145,7 +115,7 @@ HmcOptions hmc_reference(int k, float eps, int leapfrog, std::vector<float> mass
 
 TEST(CdSamplers, HmcNegativesEqualHmcSampleAtTemperatureOne) {
   Mlp model(kSpec, 23);
-  TrainerOptions o = options(NegativeSampler::hmc, 3, 0.05f, 1.0f, 79);
+  TrainerOptions o = cd_options(NegativeSampler::hmc, 3, 0.05f, 1.0f, 79);
   o.negatives.hmc_step_size = 0.2f;
   o.negatives.leapfrog = 4;
   o.negatives.mass = {0.5f, 1.0f, 2.0f};
@@ -169,7 +139,7 @@ TEST(CdSamplers, HmcNegativesEqualHmcSampleAtTemperatureOne) {
 // default step size is sqrt(2 eta) sigma.
 TEST(CdSamplers, HmcNegativesTargetTheLangevinTemperature) {
   Mlp model(kSpec, 24);
-  const TrainerOptions o = options(NegativeSampler::hmc, 3, 0.02f, 0.5f, 80);
+  const TrainerOptions o = cd_options(NegativeSampler::hmc, 3, 0.02f, 0.5f, 80);
   const int64_t rows = 25;
   CDTrainer trainer(model, o, rows);
   const std::vector<float> batch = random_rows(rows, kDim, 400);
@@ -204,7 +174,7 @@ TemperingOptions tempering_reference(int k, float eta, double sigma, double t_ma
 
 TEST(CdSamplers, TemperingNegativesEqualParallelTemperingFromTheBatch) {
   Mlp model(kSpec, 25);
-  TrainerOptions o = options(NegativeSampler::tempering, 7, 0.05f, 0.4f, 81);
+  TrainerOptions o = cd_options(NegativeSampler::tempering, 7, 0.05f, 0.4f, 81);
   o.negatives.replicas = 4;
   o.negatives.t_max = 3.0;
   o.negatives.swap_every = 2;
@@ -262,7 +232,7 @@ TEST(CdSamplers, LangevinStaysTheDefaultWithNoAcceptanceRate) {
   EXPECT_EQ(TrainerOptions().negatives.kind, NegativeSampler::langevin);
   EXPECT_EQ(TrainConfig().negatives.kind, NegativeSampler::langevin);
   Mlp model(kSpec, 27);
-  TrainerOptions o = options(NegativeSampler::langevin, 2, 0.05f, 0.3f, 83);
+  TrainerOptions o = cd_options(NegativeSampler::langevin, 2, 0.05f, 0.3f, 83);
   CDTrainer trainer(model, o, 8);
   const std::vector<float> batch = random_rows(8, kDim, 700);
   EXPECT_TRUE(std::isnan(trainer.step(batch.data(), 8).acceptance));
@@ -356,10 +326,10 @@ TEST_F(CdSamplersResume, ResumeWithAnotherSamplerIsRefused) {
   run_training(c, [](const std::string&) {});
   TrainConfig other = small_config(NegativeSampler::hmc, false);
   other.resume_from = c.checkpoint_path;
-  expect_invalid([&] { read_resume_checkpoint(other); }, {"sampler mala -> hmc"});
+  ExpectInvalid([&] { read_resume_checkpoint(other); }, {"sampler mala -> hmc"});
   TrainConfig langevin = small_config(NegativeSampler::langevin, false);
   langevin.resume_from = c.checkpoint_path;
-  expect_invalid([&] { read_resume_checkpoint(langevin); }, {"sampler mala -> langevin"});
+  ExpectInvalid([&] { read_resume_checkpoint(langevin); }, {"sampler mala -> langevin"});
   // A tempering setting is part of the fingerprint too.
   TrainConfig t = small_config(NegativeSampler::tempering, false);
   t.epochs = 1;
@@ -368,7 +338,7 @@ TEST_F(CdSamplersResume, ResumeWithAnotherSamplerIsRefused) {
   t.resume_from = t.checkpoint_path;
   t.negatives.replicas = 5;
   t.epochs = 2;
-  expect_invalid([&] { read_resume_checkpoint(t); }, {"replicas 3 -> 5"});
+  ExpectInvalid([&] { read_resume_checkpoint(t); }, {"replicas 3 -> 5"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -415,33 +385,33 @@ TEST(CdSamplersErrors, BadSamplerSettingsAreRejectedWithTheReason) {
   const auto make = [&](const TrainerOptions& o) {
     return [&model, o] { CDTrainer t(model, o, 8); };
   };
-  TrainerOptions o = options(NegativeSampler::hmc, 2, 0.05f, 0.3f, 1);
+  TrainerOptions o = cd_options(NegativeSampler::hmc, 2, 0.05f, 0.3f, 1);
   o.negatives.leapfrog = 0;
-  expect_invalid(make(o), {"leapfrog >= 1", "got 0"});
-  o = options(NegativeSampler::hmc, 2, 0.05f, 0.3f, 1);
+  ExpectInvalid(make(o), {"leapfrog >= 1", "got 0"});
+  o = cd_options(NegativeSampler::hmc, 2, 0.05f, 0.3f, 1);
   o.negatives.mass = {1.0f, 0.0f, 1.0f};
-  expect_invalid(make(o), {"mass", "> 0"});
+  ExpectInvalid(make(o), {"mass", "> 0"});
   o.negatives.mass = {1.0f, 1.0f};
-  expect_invalid(make(o), {"mass", "0, 1 or dim = 3", "got 2"});
-  o = options(NegativeSampler::hmc, 2, 0.05f, 0.3f, 1);
+  ExpectInvalid(make(o), {"mass", "0, 1 or dim = 3", "got 2"});
+  o = cd_options(NegativeSampler::hmc, 2, 0.05f, 0.3f, 1);
   o.negatives.hmc_step_size = -0.1f;
-  expect_invalid(make(o), {"HMC step size", ">= 0"});
-  o = options(NegativeSampler::hmc, 2, 0.05f, 0.3f, 1);
+  ExpectInvalid(make(o), {"HMC step size", ">= 0"});
+  o = cd_options(NegativeSampler::hmc, 2, 0.05f, 0.3f, 1);
   o.sampler.step_size = Schedule::linear(0.1f, 0.01f, 10);
-  expect_invalid(make(o), {"step size must be constant"});
-  o = options(NegativeSampler::tempering, 2, 0.05f, 0.3f, 1);
+  ExpectInvalid(make(o), {"step size must be constant"});
+  o = cd_options(NegativeSampler::tempering, 2, 0.05f, 0.3f, 1);
   o.negatives.replicas = 1;
-  expect_invalid(make(o), {"replicas >= 2", "got 1"});
-  o = options(NegativeSampler::tempering, 2, 0.05f, 0.3f, 1);
+  ExpectInvalid(make(o), {"replicas >= 2", "got 1"});
+  o = cd_options(NegativeSampler::tempering, 2, 0.05f, 0.3f, 1);
   o.negatives.t_max = 0.05;  // below sigma^2 = 0.09
-  expect_invalid(make(o), {"t_max", "above sigma^2"});
-  o = options(NegativeSampler::tempering, 2, 0.05f, 0.3f, 1);
+  ExpectInvalid(make(o), {"t_max", "above sigma^2"});
+  o = cd_options(NegativeSampler::tempering, 2, 0.05f, 0.3f, 1);
   o.negatives.swap_every = 0;
-  expect_invalid(make(o), {"swap_every >= 1", "got 0"});
-  o = options(NegativeSampler::mala, 2, 0.05f, 0.0f, 1);
-  expect_invalid(make(o), {"noise_scale"});
-  expect_invalid([] { parse_negative_sampler("gibbs"); },
-                 {"unknown sampler 'gibbs'", "langevin, mala, hmc or tempering"});
+  ExpectInvalid(make(o), {"swap_every >= 1", "got 0"});
+  o = cd_options(NegativeSampler::mala, 2, 0.05f, 0.0f, 1);
+  ExpectInvalid(make(o), {"noise_scale"});
+  ExpectInvalid([] { parse_negative_sampler("gibbs"); },
+                {"unknown sampler 'gibbs'", "langevin, mala, hmc or tempering"});
   EXPECT_EQ(parse_negative_sampler("tempering"), NegativeSampler::tempering);
 
   // Through the training config too, before anything is written.
@@ -449,7 +419,7 @@ TEST(CdSamplersErrors, BadSamplerSettingsAreRejectedWithTheReason) {
   c.output_dir.clear();
   c.negatives.kind = NegativeSampler::tempering;
   c.negatives.replicas = 1;
-  expect_invalid([&] { validate_train_config(c); }, {"training", "replicas >= 2"});
+  ExpectInvalid([&] { validate_train_config(c); }, {"training", "replicas >= 2"});
 }
 
 }  // namespace

@@ -37,6 +37,7 @@
 #include "cuebm/training/checkpoint.hpp"
 #include "cuebm/training/training.hpp"
 #include "host/runtime/random.hpp"
+#include "quartic_energy_support.hpp"
 #if CUEBM_HAVE_CUDA
 #include "host/models/cuda_models.hpp"
 #include "host/runtime/cuda_device.hpp"
@@ -103,21 +104,7 @@ constexpr int64_t kLargeBatch = 65537;
 #endif
 const int64_t kBatches[] = {1, 31, 257, kLargeBatch};
 
-// A custom energy the CUDA backend does not know.
-class QuarticEnergy : public Energy {
- public:
-  int dim() const override { return 2; }
-  std::string name() const override { return "quartic"; }
-  std::size_t block_workspace_floats() const override { return 0; }
-  void block_energy(const float* x, float* e, float*) const override {
-    for (int r = 0; r < kRowBlock; ++r)
-      e[r] = std::pow(x[r], 4.0f) + std::pow(x[kRowBlock + r], 4.0f);
-  }
-  void block_gradient(const float* x, float* g, float* e, float* w) const override {
-    block_energy(x, e, w);
-    for (int r = 0; r < 2 * kRowBlock; ++r) g[r] = 4 * x[r] * x[r] * x[r];
-  }
-};
+using testing_support::QuarticEnergy;
 
 TEST(CudaDevice, ReportsDevice) {
   CUEBM_REQUIRE_CUDA();

@@ -8,10 +8,10 @@
 #include <cmath>
 #include <cstring>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "cd_samplers_support.hpp"
 #include "cuda_skip.hpp"
 #include "cuebm/models/mlp.hpp"
 #include "cuebm/runtime/error.hpp"
@@ -19,6 +19,7 @@
 #include "cuebm/sampling/tempering.hpp"
 #include "cuebm/training/cd.hpp"
 #include "cuebm/training/training.hpp"
+#include "invalid_argument_support.hpp"
 #if CUEBM_HAVE_CUDA
 #include "host/training/cuda_trainer.hpp"
 #endif
@@ -26,20 +27,11 @@
 namespace cuebm {
 namespace {
 
-constexpr int kDim = 3;  // not a multiple of 4: the Philox blocks' tail is used
-const MlpSpec kSpec{kDim, {16, 16}, Activation::kSoftplus};
-
-std::vector<float> random_rows(int64_t rows, int dim, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  std::vector<float> v(static_cast<std::size_t>(rows) * dim);
-  for (float& x : v) x = n(gen);
-  return v;
-}
-
-bool bitwise_equal(const float* a, const float* b, std::size_t n) {
-  return std::memcmp(a, b, n * sizeof(float)) == 0;
-}
+using testing_support::bitwise_equal;
+using testing_support::ExpectInvalid;
+using testing_support::kDim;
+using testing_support::kSpec;
+using testing_support::random_rows;
 
 // A copy of the model's parameters as the device holds them now.
 Mlp snapshot(CDTrainer& trainer, const Mlp& m) {
@@ -58,19 +50,13 @@ Mlp sharp_model(uint64_t seed) {
 }
 
 TrainerOptions options(NegativeSampler kind, int k, float eta, float sigma, uint64_t seed) {
-  TrainerOptions o;
-  o.cd.k_steps = k;
-  o.sampler.step_size = eta;
-  o.sampler.noise_scale = sigma;
-  o.negatives.kind = kind;
+  TrainerOptions o = testing_support::cd_options(kind, k, eta, sigma, seed);
   o.negatives.hmc_step_size = 0.25f;
   o.negatives.leapfrog = 3;
   o.negatives.mass = {0.5f, 1.0f, 2.0f};
   o.negatives.replicas = 4;
   o.negatives.t_max = 2.0;
   o.negatives.swap_every = 2;
-  o.seed = seed;
-  o.adam.lr = 1e-2f;  // the parameters move visibly between steps
   return o;
 }
 
@@ -328,31 +314,19 @@ TEST(CudaCdSamplers, StepCopiesOnlyStatisticsWithTheAcceptance) {
 #endif
 }
 
-template <class F>
-void expect_invalid(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected InvalidArgument mentioning " << parts[0];
-  } catch (const InvalidArgument& e) {
-    for (const std::string& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "'" << p << "' missing in: " << e.what();
-  }
-}
-
 TEST(CudaCdSamplers, MoreReplicasThanABlockHoldsAreRefused) {
   CUEBM_REQUIRE_CUDA();
   Mlp model(kSpec, 29);
   TrainerOptions o = options(NegativeSampler::tempering, 2, 0.05f, 0.4f, 1);
   o.negatives.replicas = 65;
-  expect_invalid([&] { CDTrainer t(model, o, 8, Device::cuda(0)); },
-                 {"at most 64 replicas", "got 65"});
+  ExpectInvalid([&] { CDTrainer t(model, o, 8, Device::cuda(0)); },
+                {"at most 64 replicas", "got 65"});
   TrainConfig c;
   c.output_dir.clear();
   c.device = Device::cuda(0);
   c.negatives.kind = NegativeSampler::tempering;
   c.negatives.replicas = 65;
-  expect_invalid([&] { validate_train_config(c); }, {"training", "at most 64 replicas"});
+  ExpectInvalid([&] { validate_train_config(c); }, {"training", "at most 64 replicas"});
   o.negatives.replicas = 64;  // the most a chain may have: runs
   CDTrainer t(model, o, 2, Device::cuda(0));
   const std::vector<float> data = random_rows(2, kDim, 3);

@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -38,8 +37,10 @@
 #include "cuebm/runtime/device.hpp"
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/training/score_matching.hpp"
+#include "invalid_argument_support.hpp"
 #include "kernels/models/activation.cuh"
 #include "kernels/training/score_matching.cuh"
+#include "score_matching_support.hpp"
 #if CUEBM_HAVE_CUDA
 #include <cuda_runtime.h>
 
@@ -49,17 +50,9 @@
 namespace cuebm {
 namespace {
 
-constexpr Activation kActivations[] = {Activation::kReLU,      Activation::kSiLU,
-                                       Activation::kTanh,      Activation::kSoftplus,
-                                       Activation::kLeakyReLU, Activation::kGELU};
-
-std::vector<float> RandomNormal(std::size_t n, double scale, uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> dist(0.0, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(dist(gen));
-  return v;
-}
+using testing_support::ExpectInvalid;
+using testing_support::kActivations;
+using testing_support::RandomNormal;
 
 struct Case {
   const char* name;
@@ -68,43 +61,20 @@ struct Case {
   double grad_rtol = 1e-5;  // of R
 };
 
-// Every loss and variant: both Hessian methods, the three projections, both denoising signs, the
-// regularisation on each loss.
+// Every shared variant (score_matching_support.hpp).
 std::vector<Case> Cases() {
   std::vector<Case> v;
-  ScoreLossOptions o;
-  o.seed = 11;
-  v.push_back({"sm exact", o});
-  o.regularization_strength = 0.3f;
-  v.push_back({"sm exact lambda 0.3", o});
-  o.hessian_method = HessianMethod::kTorchEbmApprox;
-  o.regularization_strength = 0.1f;
-  // TorchEBM's approx divides a float difference of gradients at points 1e-5 apart by 1e-10 d:
-  // a last-bit difference in g (device libm, FMA contraction) grows ~1e5 times, as between any
-  // two float32 implementations (tests/test_score_matching.cpp allows 0.2 max|ref| against the
-  // oracle). Measured: 2.2e-2 S and 2.7e-2 R.
-  v.push_back({"sm torchebm approx lambda 0.1", o, 0.1, 0.2});
-  o = {};
-  o.seed = 12;
-  o.kind = ScoreLossKind::kSlicedScoreMatching;
-  v.push_back({"ssm rademacher", o});
-  o.projection_type = ProjectionType::kSphere;
-  o.n_projections = 3;
-  o.regularization_strength = 0.2f;
-  v.push_back({"ssm sphere 3 lambda 0.2", o});
-  o.projection_type = ProjectionType::kGaussian;
-  o.n_projections = 5;
-  o.regularization_strength = 0.0f;
-  v.push_back({"ssm gaussian", o});
-  o = {};
-  o.seed = 13;
-  o.kind = ScoreLossKind::kDenoisingScoreMatching;
-  v.push_back({"dsm sigma 0.01", o});
-  o.noise_scale = 0.2f;
-  o.regularization_strength = 0.1f;
-  v.push_back({"dsm sigma 0.2 lambda 0.1", o});
-  o.denoising_sign = DenoisingSign::kTorchEbm;
-  v.push_back({"dsm torchebm sign lambda 0.1", o});
+  for (const testing_support::ScoreLossVariant& s : testing_support::ScoreLossVariants()) {
+    if (s.options.hessian_method == HessianMethod::kTorchEbmApprox) {
+      // TorchEBM's approx divides a float difference of gradients at points 1e-5 apart by
+      // 1e-10 d: a last-bit difference in g (device libm, FMA contraction) grows ~1e5 times, as
+      // between any two float32 implementations (tests/test_score_matching.cpp allows 0.2
+      // max|ref| against the oracle). Measured: 2.2e-2 S and 2.7e-2 R.
+      v.push_back({s.name, s.options, 0.1, 0.2});
+    } else {
+      v.push_back({s.name, s.options});
+    }
+  }
   return v;
 }
 
@@ -313,18 +283,6 @@ TEST(CudaScoreMatching, DevicePointerEntryOnACallersStream) {
 }
 
 #endif  // CUEBM_HAVE_CUDA
-
-template <class F>
-void ExpectInvalid(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "expected InvalidArgument";
-  } catch (const InvalidArgument& e) {
-    for (const std::string& s : needles)
-      EXPECT_NE(std::string(e.what()).find(s), std::string::npos)
-          << "message '" << e.what() << "' lacks '" << s << "'";
-  }
-}
 
 TEST(CudaScoreMatching, BadInputIsRejectedAndNamed) {
   CUEBM_REQUIRE_CUDA();

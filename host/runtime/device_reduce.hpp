@@ -16,11 +16,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if !defined(__CUDA_RUNTIME_H__) && !defined(__DRIVER_TYPES_H__) && !defined(CUEBM_CUDA_STREAM_T)
-#define CUEBM_CUDA_STREAM_T
-struct CUstream_st;
-using cudaStream_t = CUstream_st*;  // the same type as CUDA's own typedef
-#endif
+#include "cuebm/runtime/cuda_stream.hpp"
 
 namespace cuebm::detail {
 

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstddef>
 #include <iostream>
 
 #include "cuebm/runtime/error.hpp"
@@ -73,47 +74,56 @@ void validate(const Mlp& model, const TrainerOptions& o, int64_t max_batch) {
   detail::validate_negative_sampler(o, model.dim(), "CDTrainer");
 }
 
+// The names of an enum's values, in the order the error message lists them.
+template <typename Enum>
+struct NamedValue {
+  Enum value;
+  const char* name;
+};
+
+constexpr NamedValue<NegativeSampler> kNegativeSamplerNames[] = {
+    {NegativeSampler::langevin, "langevin"},
+    {NegativeSampler::mala, "mala"},
+    {NegativeSampler::hmc, "hmc"},
+    {NegativeSampler::tempering, "tempering"}};
+
+constexpr NamedValue<TrainingLoss> kTrainingLossNames[] = {{TrainingLoss::cd, "cd"},
+                                                           {TrainingLoss::sm, "sm"},
+                                                           {TrainingLoss::ssm, "ssm"},
+                                                           {TrainingLoss::dsm, "dsm"}};
+
+template <typename Enum, std::size_t N>
+std::string name_of(Enum value, const NamedValue<Enum> (&names)[N]) {
+  for (const NamedValue<Enum>& n : names)
+    if (n.value == value) return n.name;
+  return "unknown (" + std::to_string(static_cast<int>(value)) + ")";
+}
+
+// Throws "unknown <what> '<name>' (a, b, c or d)" for a name not in the table.
+template <typename Enum, std::size_t N>
+Enum parse_name(const std::string& name, const NamedValue<Enum> (&names)[N], const char* what) {
+  for (const NamedValue<Enum>& n : names)
+    if (name == n.name) return n.value;
+  std::string choices;
+  for (std::size_t i = 0; i < N; ++i)
+    choices += std::string(i == 0 ? "" : i + 1 == N ? " or " : ", ") + names[i].name;
+  throw InvalidArgument("unknown " + std::string(what) + " '" + name + "' (" + choices + ")");
+}
+
 }  // namespace
 
 std::string negative_sampler_name(NegativeSampler sampler) {
-  switch (sampler) {
-    case NegativeSampler::langevin:
-      return "langevin";
-    case NegativeSampler::mala:
-      return "mala";
-    case NegativeSampler::hmc:
-      return "hmc";
-    case NegativeSampler::tempering:
-      return "tempering";
-  }
-  return "unknown (" + std::to_string(static_cast<int>(sampler)) + ")";
+  return name_of(sampler, kNegativeSamplerNames);
 }
 
 NegativeSampler parse_negative_sampler(const std::string& name) {
-  for (NegativeSampler s : {NegativeSampler::langevin, NegativeSampler::mala, NegativeSampler::hmc,
-                            NegativeSampler::tempering})
-    if (name == negative_sampler_name(s)) return s;
-  throw InvalidArgument("unknown sampler '" + name + "' (langevin, mala, hmc or tempering)");
+  return parse_name(name, kNegativeSamplerNames, "sampler");
 }
 
-std::string training_loss_name(TrainingLoss loss) {
-  switch (loss) {
-    case TrainingLoss::cd:
-      return "cd";
-    case TrainingLoss::sm:
-      return "sm";
-    case TrainingLoss::ssm:
-      return "ssm";
-    case TrainingLoss::dsm:
-      return "dsm";
-  }
-  return "unknown (" + std::to_string(static_cast<int>(loss)) + ")";
-}
+std::string training_loss_name(TrainingLoss loss) { return name_of(loss, kTrainingLossNames); }
 
 TrainingLoss parse_training_loss(const std::string& name) {
-  for (TrainingLoss l : {TrainingLoss::cd, TrainingLoss::sm, TrainingLoss::ssm, TrainingLoss::dsm})
-    if (name == training_loss_name(l)) return l;
-  throw InvalidArgument("unknown loss '" + name + "' (cd, sm, ssm or dsm)");
+  return parse_name(name, kTrainingLossNames, "loss");
 }
 
 ScoreLossKind score_loss_kind(TrainingLoss loss) {

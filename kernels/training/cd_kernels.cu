@@ -390,29 +390,8 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     neg_rows_ = rows;
     neg_stale_ = true;
 
-    StepStats stats;
-    stats.loss = pin_stats_[0];
-    stats.pos_energy = pin_stats_[1];
-    stats.neg_energy = pin_stats_[2];
-    stats.acceptance = pin_stats_[kStatAcceptance];
-    ++st.iteration;
-    if (pin_stats_[4] == 0.0) {
-      stats.skipped = true;
-      ++st.consecutive_nonfinite;
-      st.on_warning("iteration " + std::to_string(st.iteration - 1) +
-                    ": loss is not finite (E+ mean " + std::to_string(stats.pos_energy) +
-                    ", E- mean " + std::to_string(stats.neg_energy) + "); update skipped");
-      if (st.consecutive_nonfinite > o_.max_nonfinite_steps)
-        throw NumericalError("CDTrainer: " + std::to_string(st.consecutive_nonfinite) +
-                             " consecutive iterations with a non-finite loss (last at iteration " +
-                             std::to_string(st.iteration - 1) +
-                             "); the model or the chains diverged: reduce lr or step_size");
-      return stats;
-    }
-    st.consecutive_nonfinite = 0;
-    stats.grad_norm = pin_stats_[3];
-    adam_steps_ = t;
-    model_stale_ = adam_stale_ = true;
+    StepStats stats = finish_step(t, st, /*with_negatives=*/true);
+    if (stats.skipped) return stats;
     if (o_.cd.persistent) {
       buffer_stale_ = true;
       if (!o_.cd.per_chain && rows < buffer_size_)
@@ -558,6 +537,15 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     download(pin_stats_.data(), stats_.data(), kStats, s);
     synchronize(s);  // the one synchronisation
 
+    return finish_step(t, st, /*with_negatives=*/false);
+  }
+
+  // The step's statistics, downloaded and synchronised, as StepStats; counts the iteration. A
+  // non-finite loss means the device skipped Adam: warn, or throw after more than
+  // max_nonfinite_steps in a row, and return with `skipped` set. Otherwise adopt Adam's step
+  // count t (from clip_and_adam) and mark the model's and Adam's host mirrors stale.
+  // with_negatives: CD's message names E- and the chains; score matching's only E.
+  StepStats finish_step(int64_t t, CudaTrainerState& st, bool with_negatives) {
     StepStats stats;
     stats.loss = pin_stats_[0];
     stats.pos_energy = pin_stats_[1];
@@ -567,13 +555,18 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
     if (pin_stats_[4] == 0.0) {
       stats.skipped = true;
       ++st.consecutive_nonfinite;
-      st.on_warning("iteration " + std::to_string(st.iteration - 1) +
-                    ": loss is not finite (E mean " + std::to_string(stats.pos_energy) +
-                    "); update skipped");
+      const std::string energies = with_negatives
+                                       ? "E+ mean " + std::to_string(stats.pos_energy) +
+                                             ", E- mean " + std::to_string(stats.neg_energy)
+                                       : "E mean " + std::to_string(stats.pos_energy);
+      st.on_warning("iteration " + std::to_string(st.iteration - 1) + ": loss is not finite (" +
+                    energies + "); update skipped");
       if (st.consecutive_nonfinite > o_.max_nonfinite_steps)
         throw NumericalError("CDTrainer: " + std::to_string(st.consecutive_nonfinite) +
                              " consecutive iterations with a non-finite loss (last at iteration " +
-                             std::to_string(st.iteration - 1) + "); the model diverged: reduce lr");
+                             std::to_string(st.iteration - 1) + "); the model" +
+                             (with_negatives ? " or the chains diverged: reduce lr or step_size"
+                                             : " diverged: reduce lr"));
       return stats;
     }
     st.consecutive_nonfinite = 0;

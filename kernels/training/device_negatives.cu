@@ -95,34 +95,36 @@ uint64_t DeviceNegatives::ids_per_row() const { return static_cast<uint64_t>(rep
 
 void DeviceNegatives::run(float* x, int64_t rows, uint64_t first_chain, uint64_t step_offset,
                           bool init, cudaStream_t s) {
-  const int n_steps = init ? init_steps_ : k_steps_;
+  // What McmcArgs and TemperingArgs share: the chain keys and this sampler's energy arrays.
+  const auto set_chains = [&](auto& a) {
+    a.dim = dim_;
+    a.n_steps = init ? init_steps_ : k_steps_;
+    a.seed = seed_;
+    a.first_chain = first_chain;
+    a.step_offset = step_offset;
+    a.energy = energy_.data();
+    a.initial_energy = initial_energy_.data();
+  };
   if (kind_ == NegativeSampler::tempering) {
     TemperingArgs a;
+    set_chains(a);
     a.x_init = x;
     a.shared_start = true;
     a.n_replicas = replicas_;
-    a.dim = dim_;
-    a.n_steps = n_steps;
     a.swap_every = swap_every_;
     a.eta = tempering_eta_;
     a.temperature = ladder_.data();
     a.coef = ladder_coef_.data();
-    a.seed = seed_;
-    a.first_chain = first_chain;
-    a.step_offset = step_offset;
     a.samples = x;  // the coldest replicas replace the start rows
-    a.energy = energy_.data();
-    a.initial_energy = initial_energy_.data();
     a.moves = accepted_.data();
     a.swaps = swaps_.data();
     launch_tempering_chains(m_, a, rows, *storage_, s);
     return;
   }
   McmcArgs a;
+  set_chains(a);
   a.x = x;
   a.n_total = rows;
-  a.dim = dim_;
-  a.n_steps = n_steps;
   if (kind_ == NegativeSampler::mala) {
     a.step = init ? init_eta_.data() : eta_.data();
     a.noise_coef = init ? init_coef_.data() : coef_.data();
@@ -133,11 +135,6 @@ void DeviceNegatives::run(float* x, int64_t rows, uint64_t first_chain, uint64_t
     a.n_leapfrog = leapfrog_;
     a.inv_temperature = inv_temperature_;
   }
-  a.seed = seed_;
-  a.step_offset = step_offset;
-  a.first_chain = first_chain;
-  a.energy = energy_.data();
-  a.initial_energy = initial_energy_.data();
   a.accepted = accepted_.data();
   launch_mcmc_chains(kind_ == NegativeSampler::mala ? McmcSampler::kMala : McmcSampler::kHmc, m_, a,
                      *storage_, s);

@@ -48,13 +48,8 @@
 #include <vector>
 
 #include "cuebm/models/mlp.hpp"
+#include "cuebm/runtime/cuda_stream.hpp"
 #include "cuebm/runtime/device.hpp"
-
-#if !defined(__CUDA_RUNTIME_H__) && !defined(__DRIVER_TYPES_H__) && !defined(CUEBM_CUDA_STREAM_T)
-#define CUEBM_CUDA_STREAM_T
-struct CUstream_st;
-using cudaStream_t = CUstream_st*;  // the same type as CUDA's own typedef
-#endif
 
 namespace cuebm {
 

@@ -26,14 +26,9 @@
 #include <vector>
 
 #include "cuebm/models/activation.hpp"
+#include "cuebm/runtime/cuda_stream.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "cuebm/training/optim.hpp"
-
-#if !defined(__CUDA_RUNTIME_H__) && !defined(__DRIVER_TYPES_H__) && !defined(CUEBM_CUDA_STREAM_T)
-#define CUEBM_CUDA_STREAM_T
-struct CUstream_st;
-using cudaStream_t = CUstream_st*;  // the same type as CUDA's own typedef
-#endif
 
 namespace cuebm {
 
