@@ -12,15 +12,9 @@ or {"error": why} (exit status 3) when JAX or BlackJAX is missing (pip install "
 """
 
 import argparse
-import json
 import os
-import sys
-import time
 
-
-def fail(why):
-    print(json.dumps({"error": why}), flush=True)
-    sys.exit(3)
+from peer_common import best_seconds, emit, fail
 
 
 def main():
@@ -58,8 +52,8 @@ def main():
     def gaussian_energy(x):
         return 0.5 * jnp.sum(x * x)
 
-    print(json.dumps({"info": {"jax": jax.__version__, "blackjax": blackjax.__version__,
-                               "cpus": len(os.sched_getaffinity(0))}}), flush=True)
+    emit({"info": {"jax": jax.__version__, "blackjax": blackjax.__version__,
+                   "cpus": len(os.sched_getaffinity(0))}})
     n, steps = args.chains, args.steps
     x0 = jax.random.normal(jax.random.PRNGKey(1), (n, 2))
     temperature = 0.01
@@ -84,13 +78,10 @@ def main():
 
             run = jax.jit(run)
             run(jax.random.PRNGKey(2), states).block_until_ready()  # compile
-            best = float("inf")
-            for r in range(args.repeat):
-                start = time.perf_counter()
-                run(jax.random.PRNGKey(3 + r), states).block_until_ready()
-                best = min(best, time.perf_counter() - start)
-            print(json.dumps({"name": name, "impl": "blackjax", "seconds": best,
-                              "proposals_per_second": n * steps / best}), flush=True)
+            best = best_seconds(
+                lambda r: run(jax.random.PRNGKey(3 + r), states).block_until_ready(), args.repeat)
+            emit({"name": name, "impl": "blackjax", "seconds": best,
+                  "proposals_per_second": n * steps / best})
 
 
 if __name__ == "__main__":

@@ -7,26 +7,12 @@
 # ratios of each side's best. Refuses to run on a busy machine (load above 0.5) unless --force.
 # Usage: bench/compare_mcmc.sh [--force] [build folder]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-force=0
-[[ ${1:-} == --force ]] && { force=1; shift; }
-build=${1:-$root/build}
-bench=$build/bin/bench_cuebm
-[[ -x $bench ]] || { echo "compare_mcmc: $bench not built" >&2; exit 2; }
-load=$(cut -d' ' -f1 /proc/loadavg)
-if ((!force)) && awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
-  echo "compare_mcmc: load average $load > 0.5: the machine is busy (--force to run anyway)" >&2
-  exit 3
-fi
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+# shellcheck source=compare_common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/compare_common.sh"
+compare_setup compare_mcmc "$@"
 for t in 1 "$(nproc)"; do
-  CUEBM_BENCH_THREADS=$t OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bench" \
-    --benchmark_filter='^(HMC|MALA)/' --benchmark_min_time=0.5 --benchmark_format=json \
-    >"$out/cuebm.$t.json" 2>/dev/null
-  OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t /usr/bin/python3 "$root/bench/torchebm_hmc.py" \
-    --threads "$t" >"$out/torchebm.$t.jsonl" 2>/dev/null || true
+  compare_cuebm "$t" '^(HMC|MALA)/'
+  compare_torchebm "$t" torchebm_hmc.py
   taskset -c "0-$((t - 1))" "${CUEBM_BLACKJAX_PYTHON:-python3}" "$root/bench/blackjax_mcmc.py" \
     >"$out/blackjax.$t.jsonl" 2>/dev/null || true
 done

@@ -8,28 +8,14 @@
 # machine (load above 0.5) unless --force.
 # Usage: bench/compare_score_matching.sh [--force] [build folder]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-force=0
-[[ ${1:-} == --force ]] && { force=1; shift; }
-build=${1:-$root/build}
-bench=$build/bin/bench_cuebm
-[[ -x $bench ]] || { echo "compare_score_matching: $bench not built" >&2; exit 2; }
-load=$(cut -d' ' -f1 /proc/loadavg)
-if ((!force)) && awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
-  echo "compare_score_matching: load average $load > 0.5: the machine is busy (--force to run anyway)" >&2
-  exit 3
-fi
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+# shellcheck source=compare_common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/compare_common.sh"
+compare_setup compare_score_matching "$@"
 n=$(nproc)
 ((n >= 2)) || n=2
 for t in 1 "$n"; do
-  CUEBM_BENCH_THREADS=$t OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bench" \
-    --benchmark_filter='^ScoreLoss/' --benchmark_min_time=0.5 --benchmark_format=json \
-    >"$out/cuebm.$t.json" 2>/dev/null
-  OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t /usr/bin/python3 \
-    "$root/bench/torchebm_score_matching.py" --threads "$t" >"$out/torchebm.$t.jsonl" 2>/dev/null || true
+  compare_cuebm "$t" '^ScoreLoss/'
+  compare_torchebm "$t" torchebm_score_matching.py
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$out" "$n" <<'PY'

@@ -14,7 +14,6 @@ and first a line {"info": ...} with the torch version and the BLAS torch actuall
 """
 
 import argparse
-import json
 import math
 import os
 import re
@@ -22,12 +21,13 @@ import statistics
 import sys
 import time
 
+from peer_common import add_threads_argument, emit, fail, set_torch_threads
+
 try:
     import torch
     from torch import nn
 except ImportError as exc:  # the caller reports it and carries on
-    print(json.dumps({"error": f"torch is not importable: {exc}"}))
-    sys.exit(3)
+    fail(f"torch is not importable: {exc}")
 
 ETA, SIGMA = 0.1, 0.1  # the tutorial's sampler
 
@@ -201,11 +201,8 @@ def workloads(device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=int(os.environ.get("CUEBM_BENCH_THREADS", "0") or 0),
-        help="torch.set_num_threads (default: CUEBM_BENCH_THREADS, else torch's default)",
+    add_threads_argument(
+        parser, help="torch.set_num_threads (default: CUEBM_BENCH_THREADS, else torch's default)"
     )
     parser.add_argument(
         "--filter", default=".", help="regular expression on the workload names"
@@ -217,10 +214,9 @@ def main():
     args = parser.parse_args()
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        print(json.dumps({"error": "--device cuda: torch sees no CUDA device"}))
+        emit({"error": "--device cuda: torch sees no CUDA device"})
         sys.exit(4)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(torch, args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     info = blas_info()
@@ -233,7 +229,7 @@ def main():
     )
     if args.device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
-    print(json.dumps({"info": info}), flush=True)
+    emit({"info": info})
 
     pattern = re.compile(args.filter)
     for name, fn, steps, items in workloads(device):
@@ -255,7 +251,7 @@ def main():
         }
         if steps:
             record["chain_steps_per_s"] = steps / seconds
-        print(json.dumps(record), flush=True)
+        emit(record)
 
 
 if __name__ == "__main__":

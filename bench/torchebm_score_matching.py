@@ -14,47 +14,27 @@ bench/torchebm_tutorial.py. Run with /usr/bin/python3 (where TorchEBM is install
 """
 
 import argparse
-import json
 import math
-import os
-import statistics
-import sys
-import time
 
-
-def fail(why):
-    print(json.dumps({"error": why}), flush=True)
-    sys.exit(3)
+from peer_common import add_threads_argument, emit, import_torchebm, median_seconds, \
+    set_torch_threads, torchebm_info
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int,
-                        default=int(os.environ.get("CUEBM_BENCH_THREADS", "0") or 0))
+    add_threads_argument(parser)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="time spent per case after warm-up (default 1)")
     args = parser.parse_args()
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        fail("torch is not importable")
-    if importlib.util.find_spec("matplotlib") is None:
-        from unittest import mock
-
-        for name in ("matplotlib", "matplotlib.pyplot", "matplotlib.cm", "matplotlib.colors"):
-            sys.modules.setdefault(name, mock.MagicMock())
-    try:
-        import torchebm
-        from torchebm.core import BaseEnergyFunction
-        from torchebm.losses import DenosingScoreMatching, ScoreMatching, SlicedScoreMatching
-    except Exception as exc:
-        fail(f"torchebm is not importable ({type(exc).__name__}: {exc})")
+    (torchebm, BaseEnergyFunction, DenosingScoreMatching, ScoreMatching,
+     SlicedScoreMatching) = import_torchebm(
+        "torchebm.core.BaseEnergyFunction", "torchebm.losses.DenosingScoreMatching",
+        "torchebm.losses.ScoreMatching", "torchebm.losses.SlicedScoreMatching")
     import torch
     from torch import nn
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(torch, args.threads)
     torch.manual_seed(0)
 
     class MLPEnergy(BaseEnergyFunction):
@@ -71,9 +51,7 @@ def main():
                             for k in range(8)])
     x = centers[torch.randint(0, 8, (args.batch,))] + 0.1 * torch.randn(args.batch, 2)
 
-    print(json.dumps({"info": {"torchebm": getattr(torchebm, "__version__", "unknown"),
-                               "torch": torch.__version__,
-                               "threads": torch.get_num_threads()}}), flush=True)
+    torchebm_info(torchebm, torch)
     shapes = (("2-64-64-1_relu", 64, nn.ReLU), ("2-128-128-1_silu", 128, nn.SiLU))
     losses = (("sm", lambda e: ScoreMatching(e, hessian_method="exact")),
               ("ssm", lambda e: SlicedScoreMatching(e, n_projections=5,
@@ -90,19 +68,10 @@ def main():
                 loss.backward()
                 return loss
 
-            for _ in range(5):
-                step()
-            times = []
-            end = time.perf_counter() + args.seconds
-            while time.perf_counter() < end or len(times) < 10:
-                start = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - start)
-            median = statistics.median(times)
-            print(json.dumps({"name": f"ScoreLoss/{label}/mlp:{shape}/batch:{args.batch}",
-                              "impl": "torchebm", "threads": torch.get_num_threads(),
-                              "seconds_per_iter": median, "iters_per_second": 1.0 / median}),
-                  flush=True)
+            median = median_seconds(step, args.seconds)
+            emit({"name": f"ScoreLoss/{label}/mlp:{shape}/batch:{args.batch}",
+                  "impl": "torchebm", "threads": torch.get_num_threads(),
+                  "seconds_per_iter": median, "iters_per_second": 1.0 / median})
 
 
 if __name__ == "__main__":

@@ -14,59 +14,19 @@ Install (torch from Debian, as root: apt-get install -y python3-torch):
 """
 
 import argparse
-import json
-import os
 import statistics
-import sys
 import time
 
+from peer_common import add_threads_argument, emit, fail, import_torchebm, set_torch_threads, \
+    torchebm_info
 
-def fail(why):
-    print(json.dumps({"error": why}), flush=True)
-    sys.exit(3)
-
-
-def import_torchebm():
-    """The torchebm module and the four classes the tutorial uses, or exit with why not."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        fail("torch is not importable")
-    if importlib.util.find_spec("matplotlib") is None:
-        # torchebm.utils imports matplotlib for its plotting helpers only; the tutorial loop
-        # does not plot, so a stand-in module lets the package import without it.
-        from unittest import mock
-
-        for name in ("matplotlib", "matplotlib.pyplot", "matplotlib.cm", "matplotlib.colors"):
-            sys.modules.setdefault(name, mock.MagicMock())
-    try:
-        import torchebm
-        from torchebm.core import BaseEnergyFunction
-        from torchebm.datasets import GaussianMixtureDataset
-        from torchebm.losses import ContrastiveDivergence
-        from torchebm.samplers import LangevinDynamics
-    except Exception as exc:  # any import failure: say why, do not crash the comparison
-        fail(
-            f"torchebm is not importable ({type(exc).__name__}: {exc}); install it with "
-            "/usr/bin/python3 -m pip install --break-system-packages --no-deps torchebm==0.3.17"
-        )
-    return (
-        torchebm,
-        BaseEnergyFunction,
-        GaussianMixtureDataset,
-        ContrastiveDivergence,
-        LangevinDynamics,
-    )
+INSTALL = "/usr/bin/python3 -m pip install --break-system-packages --no-deps torchebm==0.3.17"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=int(os.environ.get("CUEBM_BENCH_THREADS", "0") or 0),
-    )
+    add_threads_argument(parser)
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--no-sample", action="store_true", help="skip the 500 x 500 sampling")
@@ -81,9 +41,15 @@ def main():
         GaussianMixtureDataset,
         ContrastiveDivergence,
         LangevinDynamics,
-    ) = import_torchebm()
+    ) = import_torchebm(
+        "torchebm.core.BaseEnergyFunction",
+        "torchebm.datasets.GaussianMixtureDataset",
+        "torchebm.losses.ContrastiveDivergence",
+        "torchebm.samplers.LangevinDynamics",
+        install_hint=f"; install it with {INSTALL}",
+    )
     if args.check:
-        print(json.dumps({"info": {"torchebm": getattr(torchebm, "__version__", "unknown")}}))
+        emit({"info": {"torchebm": getattr(torchebm, "__version__", "unknown")}})
         return
     import torch
     from torch import nn
@@ -91,8 +57,7 @@ def main():
 
     if args.device == "cuda" and not torch.cuda.is_available():
         fail("--device cuda: torch sees no CUDA device")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(torch, args.threads)
     device = torch.device(args.device)
     torch.manual_seed(42)
 
@@ -112,19 +77,7 @@ def main():
         def forward(self, x):
             return self.network(x).squeeze(-1)
 
-    print(
-        json.dumps(
-            {
-                "info": {
-                    "torchebm": getattr(torchebm, "__version__", "unknown"),
-                    "torch": torch.__version__,
-                    "device": args.device,
-                    "threads": torch.get_num_threads(),
-                }
-            }
-        ),
-        flush=True,
-    )
+    torchebm_info(torchebm, torch, device=args.device)
 
     batch_size = 256
     model = MLPEnergy().to(device)
@@ -168,22 +121,19 @@ def main():
         times.append(time.perf_counter() - t0)
     total = time.perf_counter() - start
     cpu_total = time.process_time() - cpu0
-    print(
-        json.dumps(
-            {
-                "name": "CD10/mlp:2-64-64-1_relu/batch:256",
-                "impl": "torchebm",
-                "device": args.device,
-                "threads": torch.get_num_threads(),
-                "seconds_per_iter": total / args.iterations,
-                "median_seconds_per_iter": statistics.median(times),
-                "cpu_seconds_per_iter": cpu_total / args.iterations,
-                "items_per_s": args.iterations / total,
-                "chain_steps_per_s": args.iterations * batch_size * 10 / total,
-                "reps": args.iterations,
-            }
-        ),
-        flush=True,
+    emit(
+        {
+            "name": "CD10/mlp:2-64-64-1_relu/batch:256",
+            "impl": "torchebm",
+            "device": args.device,
+            "threads": torch.get_num_threads(),
+            "seconds_per_iter": total / args.iterations,
+            "median_seconds_per_iter": statistics.median(times),
+            "cpu_seconds_per_iter": cpu_total / args.iterations,
+            "items_per_s": args.iterations / total,
+            "chain_steps_per_s": args.iterations * batch_size * 10 / total,
+            "reps": args.iterations,
+        }
     )
 
     if not args.no_sample:
@@ -195,21 +145,18 @@ def main():
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         cpu_seconds = time.process_time() - cpu0
-        print(
-            json.dumps(
-                {
-                    "name": f"Langevin/mlp:2-64-64-1_relu/batch:{n}/k:{k}",
-                    "impl": "torchebm",
-                    "device": args.device,
-                    "threads": torch.get_num_threads(),
-                    "seconds_per_iter": seconds,
-                    "cpu_seconds_per_iter": cpu_seconds,
-                    "items_per_s": n * k / seconds,
-                    "chain_steps_per_s": n * k / seconds,
-                    "reps": 1,
-                }
-            ),
-            flush=True,
+        emit(
+            {
+                "name": f"Langevin/mlp:2-64-64-1_relu/batch:{n}/k:{k}",
+                "impl": "torchebm",
+                "device": args.device,
+                "threads": torch.get_num_threads(),
+                "seconds_per_iter": seconds,
+                "cpu_seconds_per_iter": cpu_seconds,
+                "items_per_s": n * k / seconds,
+                "chain_steps_per_s": n * k / seconds,
+                "reps": 1,
+            }
         )
 
 

@@ -127,4 +127,11 @@ FloatArray as_vector(const AnyArray& array, const char* name, int64_t expected) 
   return v;
 }
 
+StartRows::StartRows(const std::optional<AnyArray>& x0, int dim, int64_t n_chains)
+    : n_chains_(n_chains) {
+  if (!x0) return;
+  rows_.emplace(as_rows(*x0, "x", dim));
+  n_chains_ = rows_->shape(0);
+}
+
 }  // namespace cuebm::python

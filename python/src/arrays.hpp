@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +58,19 @@ class FloatArray {
 FloatArray as_rows(const AnyArray& array, const char* name, int expected_dim);
 // A 1-D array of `expected` values (any length when expected < 0).
 FloatArray as_vector(const AnyArray& array, const char* name, int64_t expected);
+
+// The start of a chain sampler: x0 as (n, dim) rows (n is then the chain count), or None for
+// n_chains chains from the sampler's N(0, I) start (data() is null).
+class StartRows {
+ public:
+  StartRows(const std::optional<AnyArray>& x0, int dim, int64_t n_chains);
+  const float* data() const { return rows_ ? rows_->data() : nullptr; }
+  int64_t n_chains() const { return n_chains_; }
+
+ private:
+  std::optional<FloatArray> rows_;
+  int64_t n_chains_;
+};
 
 template <class T>
 NumpyArray<T> to_numpy(std::vector<T>&& values, std::initializer_list<std::size_t> shape) {

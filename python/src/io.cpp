@@ -12,6 +12,7 @@
 #include "cuebm/io/safetensors.hpp"
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/training/checkpoint.hpp"
+#include "interrupt.hpp"
 
 namespace cuebm::python {
 namespace {
@@ -91,11 +92,7 @@ void bind_io(nb::module_& m) {
   m.def(
       "read_safetensors",
       [](const std::string& path) {
-        SafetensorsFile f;
-        {
-          nb::gil_scoped_release unlocked;
-          f = read_safetensors(path);
-        }
+        SafetensorsFile f = without_gil([&] { return read_safetensors(path); });
         nb::dict tensors;
         for (NamedTensor& t : f.tensors) {
           const std::string name = t.name;
@@ -134,12 +131,7 @@ void bind_io(nb::module_& m) {
   m.def(
       "read_checkpoint",
       [](const std::string& path) {
-        Checkpoint c;
-        {
-          nb::gil_scoped_release unlocked;
-          c = read_checkpoint(path);
-        }
-        return checkpoint_to_dict(std::move(c));
+        return checkpoint_to_dict(without_gil([&] { return read_checkpoint(path); }));
       },
       nb::arg("path"), "A training checkpoint as a dict.");
   m.def(

@@ -46,21 +46,17 @@ nb::dict langevin_sample_py(const Energy& energy, std::optional<AnyArray> x0, in
                             std::optional<float> clamp_min, std::optional<float> clamp_max,
                             int thin, bool diagnostics, const std::string& device,
                             int chunk_steps) {
-  std::optional<FloatArray> start;
-  if (x0) {
-    start.emplace(as_rows(*x0, "x", energy.dim()));
-    n_chains = start->shape(0);
-  }
-  LangevinOptions options;
-  options.step_size = step_size;
-  options.noise_scale = noise_scale;
-  options.n_steps = n_steps;
-  options.seed = seed;
-  options.first_chain = first_chain;
-  options.clamp_min = clamp_min;
-  options.clamp_max = clamp_max;
-  options.thin = thin;
-  options.diagnostics = diagnostics;
+  const StartRows start(x0, energy.dim(), n_chains);
+  n_chains = start.n_chains();
+  LangevinOptions options{.step_size = step_size,
+                          .noise_scale = noise_scale,
+                          .n_steps = n_steps,
+                          .seed = seed,
+                          .first_chain = first_chain,
+                          .clamp_min = clamp_min,
+                          .clamp_max = clamp_max,
+                          .thin = thin,
+                          .diagnostics = diagnostics};
   const Device where = parse_device(device);
   if (n_steps < 0) throw InvalidArgument("n_steps must be >= 0, got " + std::to_string(n_steps));
 
@@ -71,16 +67,13 @@ nb::dict langevin_sample_py(const Energy& energy, std::optional<AnyArray> x0, in
 
   LangevinResult total;
   std::vector<float> current;
-  const float* from = start ? start->data() : nullptr;
+  const float* from = start.data();
   int done = 0;
   do {
     options.n_steps = std::min(chunk, n_steps - done);
     options.step_offset = step_offset + static_cast<uint64_t>(done);
-    LangevinResult part;
-    {
-      nb::gil_scoped_release unlocked;
-      part = langevin_sample(energy, from, n_chains, options, where);
-    }
+    LangevinResult part =
+        without_gil([&] { return langevin_sample(energy, from, n_chains, options, where); });
     done += options.n_steps;
     append(total.trajectory, part.trajectory);
     total.n_kept += part.n_kept;

@@ -35,13 +35,17 @@ nb::dict mcmc_result(McmcResult&& r, int n_steps, bool diagnostics) {
   return out;
 }
 
-// The start rows (null: N(0, I)) and the chain count they imply.
-const float* start_rows(std::optional<FloatArray>& rows, const std::optional<AnyArray>& x0,
-                        const Energy& energy, int64_t& n_chains) {
-  if (!x0) return nullptr;
-  rows.emplace(as_rows(*x0, "x", energy.dim()));
-  n_chains = rows->shape(0);
-  return rows->data();
+// One MALA or HMC call from x0 (None: n_chains chains from N(0, I)) with the GIL released.
+template <class Options>
+nb::dict run_mcmc(McmcResult (*sample)(const Energy&, const float*, int64_t, const Options&,
+                                       Device),
+                  const Energy& energy, const std::optional<AnyArray>& x0, int64_t n_chains,
+                  const Options& options, const std::string& device) {
+  const StartRows start(x0, energy.dim(), n_chains);
+  const Device where = parse_device(device);
+  McmcResult r =
+      interruptible([&] { return sample(energy, start.data(), start.n_chains(), options, where); });
+  return mcmc_result(std::move(r), options.n_steps, options.diagnostics);
 }
 
 }  // namespace
@@ -52,24 +56,14 @@ void bind_mcmc(nb::module_& m) {
       [](const Energy& energy, std::optional<AnyArray> x0, int64_t n_chains,
          const Schedule& step_size, const Schedule& noise_scale, int n_steps, uint64_t seed,
          uint64_t step_offset, uint64_t first_chain, bool diagnostics, const std::string& device) {
-        std::optional<FloatArray> rows;
-        const float* x = start_rows(rows, x0, energy, n_chains);
-        MalaOptions o;
-        o.step_size = step_size;
-        o.noise_scale = noise_scale;
-        o.n_steps = n_steps;
-        o.seed = seed;
-        o.step_offset = step_offset;
-        o.first_chain = first_chain;
-        o.diagnostics = diagnostics;
-        const Device where = parse_device(device);
-        McmcResult r;
-        {
-          nb::gil_scoped_release unlocked;
-          r = mala_sample(energy, x, n_chains, o, where);
-        }
-        raise_pending_signals();
-        return mcmc_result(std::move(r), n_steps, diagnostics);
+        const MalaOptions o{.step_size = step_size,
+                            .noise_scale = noise_scale,
+                            .n_steps = n_steps,
+                            .seed = seed,
+                            .step_offset = step_offset,
+                            .first_chain = first_chain,
+                            .diagnostics = diagnostics};
+        return run_mcmc(&mala_sample, energy, x0, n_chains, o, device);
       },
       nb::arg("energy"), nb::arg("x0").none(), nb::arg("n_chains"),
       nb::arg("step_size") = Schedule(1e-2f), nb::arg("noise_scale") = Schedule(1.0f),
@@ -85,25 +79,15 @@ void bind_mcmc(nb::module_& m) {
          const Schedule& step_size, int n_leapfrog, std::vector<float> mass, int n_steps,
          uint64_t seed, uint64_t step_offset, uint64_t first_chain, bool diagnostics,
          const std::string& device) {
-        std::optional<FloatArray> rows;
-        const float* x = start_rows(rows, x0, energy, n_chains);
-        HmcOptions o;
-        o.step_size = step_size;
-        o.n_leapfrog = n_leapfrog;
-        o.mass = std::move(mass);
-        o.n_steps = n_steps;
-        o.seed = seed;
-        o.step_offset = step_offset;
-        o.first_chain = first_chain;
-        o.diagnostics = diagnostics;
-        const Device where = parse_device(device);
-        McmcResult r;
-        {
-          nb::gil_scoped_release unlocked;
-          r = hmc_sample(energy, x, n_chains, o, where);
-        }
-        raise_pending_signals();
-        return mcmc_result(std::move(r), n_steps, diagnostics);
+        const HmcOptions o{.step_size = step_size,
+                           .n_leapfrog = n_leapfrog,
+                           .mass = std::move(mass),
+                           .n_steps = n_steps,
+                           .seed = seed,
+                           .step_offset = step_offset,
+                           .first_chain = first_chain,
+                           .diagnostics = diagnostics};
+        return run_mcmc(&hmc_sample, energy, x0, n_chains, o, device);
       },
       nb::arg("energy"), nb::arg("x0").none(), nb::arg("n_chains"),
       nb::arg("step_size") = Schedule(1e-3f), nb::arg("n_leapfrog") = 10,
@@ -119,25 +103,19 @@ void bind_mcmc(nb::module_& m) {
          std::vector<double> temperatures, int n_replicas, double t_min, double t_max,
          float step_size, int n_steps, int swap_every, uint64_t seed, uint64_t first_chain,
          const std::string& device) {
-        std::optional<FloatArray> rows;
-        const float* x = start_rows(rows, x0, energy, n_chains);
-        TemperingOptions o;
-        o.temperatures = std::move(temperatures);
-        o.n_replicas = n_replicas;
-        o.t_min = t_min;
-        o.t_max = t_max;
-        o.step_size = step_size;
-        o.n_steps = n_steps;
-        o.swap_every = swap_every;
-        o.seed = seed;
-        o.first_chain = first_chain;
+        const StartRows start(x0, energy.dim(), n_chains);
+        const TemperingOptions o{.temperatures = std::move(temperatures),
+                                 .n_replicas = n_replicas,
+                                 .t_min = t_min,
+                                 .t_max = t_max,
+                                 .step_size = step_size,
+                                 .n_steps = n_steps,
+                                 .swap_every = swap_every,
+                                 .seed = seed,
+                                 .first_chain = first_chain};
         const Device where = parse_device(device);
-        TemperingResult r;
-        {
-          nb::gil_scoped_release unlocked;
-          r = parallel_tempering(energy, x, n_chains, o, where);
-        }
-        raise_pending_signals();
+        TemperingResult r = interruptible(
+            [&] { return parallel_tempering(energy, start.data(), start.n_chains(), o, where); });
         const std::size_t n = to_size(r.n_chains), d = to_size(r.dim);
         nb::dict out;
         out["samples"] = to_numpy(std::move(r.samples), {n, d});
@@ -161,20 +139,14 @@ void bind_mcmc(nb::module_& m) {
       "ais_log_partition",
       [](const Energy& energy, int64_t n_chains, int n_temperatures, int mcmc_steps,
          float step_size, double temperature, uint64_t seed, const std::string& device) {
-        AisOptions o;
-        o.n_chains = n_chains;
-        o.n_temperatures = n_temperatures;
-        o.mcmc_steps = mcmc_steps;
-        o.step_size = step_size;
-        o.temperature = temperature;
-        o.seed = seed;
+        const AisOptions o{.n_chains = n_chains,
+                           .n_temperatures = n_temperatures,
+                           .mcmc_steps = mcmc_steps,
+                           .step_size = step_size,
+                           .temperature = temperature,
+                           .seed = seed};
         const Device where = parse_device(device);
-        AisResult r;
-        {
-          nb::gil_scoped_release unlocked;
-          r = ais_log_partition(energy, o, where);
-        }
-        raise_pending_signals();
+        AisResult r = interruptible([&] { return ais_log_partition(energy, o, where); });
         nb::dict out;
         out["log_z"] = r.log_z;
         out["std_error"] = r.std_error;

@@ -12,6 +12,7 @@
 #include "arrays.hpp"
 #include "bindings.hpp"
 #include "cuebm/training/training.hpp"
+#include "options.hpp"
 
 namespace cuebm::python {
 namespace {
@@ -57,20 +58,11 @@ void bind_run_training(nb::module_& m) {
         c.model_path = model_path;
         c.report_path = report_path;
         c.device = parse_device(device);
-        c.negatives.kind = parse_negative_sampler(sampler);
-        c.negatives.hmc_step_size = hmc_step_size;
-        c.negatives.leapfrog = leapfrog;
-        c.negatives.mass = std::move(mass);
-        c.negatives.replicas = replicas;
-        c.negatives.t_max = t_max;
-        c.negatives.swap_every = swap_every;
+        c.negatives = negative_sampler_options(sampler, hmc_step_size, leapfrog, std::move(mass),
+                                               replicas, t_max, swap_every);
         c.loss = parse_training_loss(loss);
-        c.score.hessian_method = parse_hessian_method(hessian_method);
-        c.score.n_projections = n_projections;
-        c.score.projection_type = parse_projection_type(projection_type);
-        c.score.noise_scale = dsm_noise_scale;
-        c.score.denoising_sign = parse_denoising_sign(denoising_sign);
-        c.score.regularization_strength = regularization_strength;
+        c.score = score_loss_options(hessian_method, n_projections, projection_type,
+                                     dsm_noise_scale, denoising_sign, regularization_strength);
         const auto on_log = [&log](const std::string& line) {
           nb::gil_scoped_acquire locked;
           if (!log.is_none()) log(line);

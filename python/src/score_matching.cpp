@@ -10,6 +10,8 @@
 #include "bindings.hpp"
 #include "cuebm/models/mlp.hpp"
 #include "cuebm/training/score_matching.hpp"
+#include "interrupt.hpp"
+#include "options.hpp"
 
 namespace cuebm::python {
 namespace {
@@ -18,15 +20,9 @@ ScoreLossOptions score_options(const std::string& kind, const std::string& hessi
                                int n_projections, const std::string& projection_type,
                                float noise_scale, const std::string& denoising_sign,
                                float regularization_strength, uint64_t seed) {
-  ScoreLossOptions o;
-  o.kind = parse_score_loss_kind(kind);
-  o.hessian_method = parse_hessian_method(hessian_method);
-  o.n_projections = n_projections;
-  o.projection_type = parse_projection_type(projection_type);
-  o.noise_scale = noise_scale;
-  o.denoising_sign = parse_denoising_sign(denoising_sign);
-  o.regularization_strength = regularization_strength;
-  o.seed = seed;
+  const ScoreLossOptions o = score_loss_options(
+      hessian_method, n_projections, projection_type, noise_scale, denoising_sign,
+      regularization_strength, parse_score_loss_kind(kind), seed);
   validate_score_loss_options(o);
   return o;
 }
@@ -38,12 +34,10 @@ nb::object evaluate(ScoreLoss& loss, const Params& params, const AnyArray& x, ui
                     bool gradient) {
   const FloatArray rows = as_rows(x, "x", loss.spec().input_dim);
   std::vector<float> grad(gradient ? loss.num_parameters() : 0);
-  double value = 0;
-  {
-    nb::gil_scoped_release unlocked;
-    value = loss.evaluate(params, rows.data(), rows.shape(0), iteration,
-                          gradient ? grad.data() : nullptr);
-  }
+  const double value = without_gil([&] {
+    return loss.evaluate(params, rows.data(), rows.shape(0), iteration,
+                         gradient ? grad.data() : nullptr);
+  });
   if (!gradient) return nb::float_(value);
   const std::size_t p = grad.size();
   return nb::make_tuple(value, to_numpy(std::move(grad), {p}));

@@ -116,15 +116,14 @@ void bind_stream_api(nb::module_& m) {
          std::optional<float> clamp_max) {
         const MlpView v = view_of(widths, activation, params);
         const DeviceRows xr = device_rows(x, "x", widths.front());
-        LangevinOptions o;
-        o.step_size = step_size;
-        o.noise_scale = noise_scale;
-        o.n_steps = n_steps;
-        o.seed = seed;
-        o.step_offset = step_offset;
-        o.first_chain = first_chain;
-        o.clamp_min = clamp_min;
-        o.clamp_max = clamp_max;
+        const LangevinOptions o{.step_size = step_size,
+                                .noise_scale = noise_scale,
+                                .n_steps = n_steps,
+                                .seed = seed,
+                                .step_offset = step_offset,
+                                .first_chain = first_chain,
+                                .clamp_min = clamp_min,
+                                .clamp_max = clamp_max};
         const auto [ws, ws_bytes] = workspace_of(workspace);
         nb::gil_scoped_release unlocked;
         langevin_chain(v, xr.data, xr.ld, xr.rows, o, ws, ws_bytes, stream_of(stream));

@@ -11,6 +11,7 @@
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "cuebm/training/score_matching.hpp"
+#include "options.hpp"
 
 namespace cuebm::python {
 namespace {
@@ -66,15 +67,9 @@ void bind_testing(nb::module_& root) {
          const std::string& hessian_method, int n_projections, const std::string& projection_type,
          float noise_scale, const std::string& denoising_sign, float regularization_strength,
          uint64_t loss_seed, uint64_t iteration) {
-        ScoreLossOptions o;
-        o.kind = parse_score_loss_kind(kind);
-        o.hessian_method = parse_hessian_method(hessian_method);
-        o.n_projections = n_projections;
-        o.projection_type = parse_projection_type(projection_type);
-        o.noise_scale = noise_scale;
-        o.denoising_sign = parse_denoising_sign(denoising_sign);
-        o.regularization_strength = regularization_strength;
-        o.seed = loss_seed;
+        const ScoreLossOptions o = score_loss_options(
+            hessian_method, n_projections, projection_type, noise_scale, denoising_sign,
+            regularization_strength, parse_score_loss_kind(kind), loss_seed);
         std::vector<float> x = random_rows(n, model.dim(), seed), grad(model.num_parameters());
         ScoreLoss loss(model.spec(), o, n);
         const double value = loss.evaluate(model, x.data(), n, iteration, grad.data());

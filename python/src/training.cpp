@@ -16,6 +16,7 @@
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/training/cd.hpp"
 #include "interrupt.hpp"
+#include "options.hpp"
 
 namespace cuebm::python {
 namespace {
@@ -96,33 +97,24 @@ void bind_training(nb::module_& m) {
              const std::string& denoising_sign, float regularization_strength) {
             TrainerOptions o;
             o.loss = parse_training_loss(loss);
-            o.score.hessian_method = parse_hessian_method(hessian_method);
-            o.score.n_projections = n_projections;
-            o.score.projection_type = parse_projection_type(projection_type);
-            o.score.noise_scale = dsm_noise_scale;
-            o.score.denoising_sign = parse_denoising_sign(denoising_sign);
-            o.score.regularization_strength = regularization_strength;
+            o.score = score_loss_options(hessian_method, n_projections, projection_type,
+                                         dsm_noise_scale, denoising_sign, regularization_strength);
             o.score.seed = seed;  // as run_training: the run's seed keys the draws
-            o.cd.k_steps = k_steps;
-            o.cd.persistent = persistent;
-            o.cd.buffer_size = buffer_size;
-            o.cd.init_steps = init_steps;
-            o.cd.new_sample_ratio = new_sample_ratio;
-            o.cd.energy_reg_weight = energy_reg_weight;
-            o.cd.per_chain = per_chain;
-            o.cd.reinit_from_noise = reinit_from_noise;
-            o.sampler.step_size = step_size;
-            o.sampler.noise_scale = noise_scale;
-            o.sampler.clamp_min = clamp_min;
-            o.sampler.clamp_max = clamp_max;
-            o.sampler.seed = seed;
-            o.negatives.kind = parse_negative_sampler(sampler);
-            o.negatives.hmc_step_size = hmc_step_size;
-            o.negatives.leapfrog = leapfrog;
-            o.negatives.mass = std::move(mass);
-            o.negatives.replicas = replicas;
-            o.negatives.t_max = t_max;
-            o.negatives.swap_every = swap_every;
+            o.cd = {.k_steps = k_steps,
+                    .persistent = persistent,
+                    .buffer_size = buffer_size,
+                    .init_steps = init_steps,
+                    .new_sample_ratio = new_sample_ratio,
+                    .energy_reg_weight = energy_reg_weight,
+                    .per_chain = per_chain,
+                    .reinit_from_noise = reinit_from_noise};
+            o.sampler = {.step_size = step_size,
+                         .noise_scale = noise_scale,
+                         .seed = seed,
+                         .clamp_min = clamp_min,
+                         .clamp_max = clamp_max};
+            o.negatives = negative_sampler_options(sampler, hmc_step_size, leapfrog,
+                                                   std::move(mass), replicas, t_max, swap_every);
             o.adam = {lr, beta1, beta2, eps, weight_decay};
             o.max_grad_norm = max_grad_norm;
             o.seed = seed;
@@ -149,11 +141,7 @@ void bind_training(nb::module_& m) {
           "step",
           [](Trainer& t, const AnyArray& batch) {
             const FloatArray rows = as_rows(batch, "batch", t.model().dim());
-            StepStats s;
-            {
-              nb::gil_scoped_release unlocked;
-              s = t.step(rows.data(), rows.shape(0));
-            }
+            const StepStats s = without_gil([&] { return t.step(rows.data(), rows.shape(0)); });
             return s.loss;
           },
           nb::arg("batch"),
@@ -173,11 +161,8 @@ void bind_training(nb::module_& m) {
               double sum = 0;
               int64_t used = 0;
               for (int64_t b = 0; b < loader.num_batches(); ++b) {
-                StepStats s;
-                {
-                  nb::gil_scoped_release unlocked;
-                  s = t.step(loader.batch(b), loader.batch_rows(b));
-                }
+                const StepStats s =
+                    without_gil([&] { return t.step(loader.batch(b), loader.batch_rows(b)); });
                 if (!s.skipped) {
                   sum += s.loss;
                   ++used;
