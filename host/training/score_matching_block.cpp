@@ -263,6 +263,9 @@ void gradient_rows(const float* coef, int n_out, int j0, int n_in, int C, int c0
 void accumulate_gradient(const float* coef, int n_out, int n_in, int C, int c0, int c1,
                          const float* at, int r0, int r1, bool init, float* g) {
   int j = 0;
+  if (n_in < 16)  // no whole vector of inputs (the first layer): eight scalar chains per input
+    for (; j + 8 <= n_out; j += 8)
+      gradient_rows<8>(coef, n_out, j, n_in, C, c0, c1, at, r0, r1, init, g);
   for (; j + 4 <= n_out; j += 4)
     gradient_rows<4>(coef, n_out, j, n_in, C, c0, c1, at, r0, r1, init, g);
   for (; j < n_out; ++j) gradient_rows<1>(coef, n_out, j, n_in, C, c0, c1, at, r0, r1, init, g);
