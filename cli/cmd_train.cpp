@@ -96,6 +96,9 @@ void apply_json_config(CLI::App* cmd, const std::string& path) {
   }
 }
 
+// The settings --recipe sets (recipe_settings), by flag name.
+constexpr const char* kRecipeFlags[] = {"energy-reg", "sampler", "hidden"};
+
 std::string clock_text(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--";
   const auto s = static_cast<long long>(seconds + 0.5);
@@ -208,9 +211,12 @@ Command add_train_command(CLI::App& app) {
       "score-matching loss (--loss sm, ssm or dsm); writes the density "
       "figures, the final samples, the model (safetensors) and checkpoints, and prints the "
       "metrics. Settings come from flags and/or a JSON config file (--config); flags override "
-      "the file. A run whose negatives leave the data's range by orders of magnitude or whose "
-      "loss explodes prints 'WARNING: training diverged ...' on stderr and in the summary, and "
-      "its report.json says \"diverged\": true; it still runs to the end and exits 0.");
+      "the file. --recipe auto gives per-dataset defaults that learn every dataset "
+      "(docs/quality.md). A run whose negatives leave the data's range by orders of magnitude, "
+      "whose loss explodes or whose final test NLL lies more than 10 nats above the flat "
+      "density's on the metric box prints 'WARNING: training diverged ...' on stderr and in the "
+      "summary, and its report.json says \"diverged\": true; it still runs to the end and exits "
+      "0.");
   cmd->add_option("--config", s->config,
                   "JSON config file: an object of flag names without dashes and their values, "
                   "e.g. {\"epochs\": 50, \"hidden\": [32, 32], \"data_param\": {\"n\": 1000}}; "
@@ -230,6 +236,16 @@ Command add_train_command(CLI::App& app) {
                   "tutorial's n=500 components=4 std=0.1 radius=1.5); given any, they override "
                   "the dataset's own defaults");
   cmd->add_option("--data-seed", c.data_seed, "Seed of the dataset")->capture_default_str();
+  cmd->add_option("--recipe", c.recipe,
+                  "tutorial (TorchEBM's settings as given) or auto: per-dataset defaults from "
+                  "docs/quality.md, --energy-reg 1 (gaussian_mixture), --energy-reg 1 --sampler "
+                  "mala (grid also --hidden 128 128; every other dataset as is); flags and config "
+                  "keys given explicitly override the recipe")
+      ->check(CLI::IsMember(recipe_names()))
+      ->capture_default_str();
+  cmd->add_option("--range", c.plot_range,
+                  "Half-width of the figures' and metrics' box [-range, range]^2 (default: the "
+                  "smallest multiple of 0.5 holding the dataset, at least 2.5; checkerboard 4.5)");
   at_least(cmd->add_option("--hidden", s->hidden, "Hidden widths, e.g. --hidden 64 64")
                ->capture_default_str(),
            1);
@@ -365,100 +381,110 @@ Command add_train_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "bar", "plain", "none"}));
   add_common_options(cmd, &s->common, "Seed of the parameters, noise and shuffling");
-  return {cmd, [s, cmd]() {
-            if (!s->config.empty()) apply_json_config(cmd, s->config);
-            TrainConfig& c = s->c;
-            c.model.hidden = s->hidden;
-            c.model.activation = parse_activation(s->activation);
-            c.negatives.kind = parse_negative_sampler(s->sampler);
-            c.loss = parse_training_loss(s->loss);
-            // A score-matching setting given for a loss it does not belong to is a mistake.
-            const auto only_for = [&](const char* flag, std::initializer_list<TrainingLoss> ok) {
-              if (cmd->get_option(flag)->count() == 0) return;
-              for (TrainingLoss l : ok)
-                if (l == c.loss) return;
-              std::string names;
-              for (TrainingLoss l : ok)
-                names += (names.empty() ? "" : " or ") + training_loss_name(l);
-              throw InvalidArgument(std::string(flag) + " applies to --loss " + names +
-                                    ", not --loss " + training_loss_name(c.loss));
-            };
-            only_for("--hessian", {TrainingLoss::sm});
-            only_for("--projections", {TrainingLoss::ssm});
-            only_for("--projection", {TrainingLoss::ssm});
-            only_for("--dsm-noise", {TrainingLoss::dsm});
-            only_for("--dsm-sign", {TrainingLoss::dsm});
-            only_for("--sm-reg", {TrainingLoss::sm, TrainingLoss::ssm, TrainingLoss::dsm});
-            c.score.hessian_method = parse_hessian_method(s->hessian);
-            c.score.projection_type = parse_projection_type(s->projection);
-            c.score.denoising_sign = parse_denoising_sign(s->dsm_sign);
-            if (!s->data_params.empty())
-              c.dataset_params = parse_key_values(s->data_params, "--data-param");
-            c.device = parse_device(s->common.device);
-            c.threads = s->common.threads;
-            c.seed = s->common.seed;
-            const std::string out = c.output_dir;
-            if (s->no_output) c.output_dir.clear();
-            c.model_path = s->model_path;
-            if (c.model_path.empty() && !s->no_output) c.model_path = out + "/model.safetensors";
-            c.checkpoint_path = s->checkpoint;
-            if (c.checkpoint_path.empty() && !s->no_output)
-              c.checkpoint_path = out + "/checkpoint.safetensors";
-            if (s->no_checkpoint) c.checkpoint_path.clear();
-            c.report_path = s->report;
-            if (c.report_path.empty() && !s->no_output) c.report_path = out + "/report.json";
-            // Names and parameters first, so that a bad one leaves no output folder behind.
-            make_dataset(c.dataset, resolved_dataset_params(c), c.data_seed);
-            if (!c.resume_from.empty()) read_resume_checkpoint(c);
-            validate_train_config(c);
-            const bool bar =
-                s->progress == "bar" || (s->progress == "auto" && ::isatty(STDERR_FILENO));
-            Progress progress(bar, c.log_every);
-            if (is_score_matching(c.loss))
-              std::printf(
-                  "cuEBM train on %s, %d thread(s); dataset %s; model %s; loss %s, no "
-                  "negatives; T = 1\n",
-                  c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
-                  c.dataset.c_str(), Mlp(c.model, c.seed).name().c_str(),
-                  training_loss_name(c.loss).c_str());
-            else
-              std::printf(
-                  "cuEBM train on %s, %d thread(s); dataset %s; model %s; loss cd, %s negatives; "
-                  "T = sigma^2 = %g\n",
-                  c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
-                  c.dataset.c_str(), Mlp(c.model, c.seed).name().c_str(),
-                  negative_sampler_name(c.negatives.kind).c_str(),
-                  static_cast<double>(c.noise_scale) * c.noise_scale);
-            const auto log = [&](const std::string& line) { progress.log(line); };
-            std::function<void(const TrainProgress&)> on_step;
-            if (s->progress != "none")
-              on_step = [&](const TrainProgress& p) { progress.update(p); };
-            const auto warn = [&](const std::string& line) { progress.warn(line); };
-            // A diverged run still exits 0 (it finished); the warning and the report say so.
-            const TrainReport r = run_training(c, log, on_step, warn);
-            const int64_t run_iterations = r.iterations;
-            std::printf(
-                "Training: %lld iterations in %.3f s (%.3f ms per iteration), %lld skipped\n",
-                static_cast<long long>(run_iterations), r.train_seconds,
-                run_iterations ? 1e3 * r.train_seconds / static_cast<double>(run_iterations) : 0.0,
-                static_cast<long long>(r.skipped));
-            std::printf("Metrics at T = %g (%s): log Z = %.4f, test NLL = %.4f nats", r.temperature,
-                        r.temperature_source.c_str(), r.log_z, r.test_nll);
-            if (std::isfinite(r.data_entropy))
-              std::printf(", H(data) = %.4f, KL(data||model) = %.4f", r.data_entropy, r.kl);
-            std::printf(", MMD^2 = %.5f\n", r.mmd2);
-            if (r.modes_covered >= 0) {
-              std::printf("Modes covered: %d/%d, samples near a mode: %.1f%%, weights:",
-                          r.modes_covered, r.modes_total, 100.0 * r.share_near_mode);
-              for (double w : r.mode_weights) std::printf(" %.3f", w);
-              std::printf("\n");
-            }
-            if (r.diverged)
-              std::printf("WARNING: training diverged %s; the metrics above are not meaningful\n",
-                          r.divergence.c_str());
-            for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
-            return kExitOk;
-          }};
+  return {
+      cmd, [s, cmd]() {
+        if (!s->config.empty()) apply_json_config(cmd, s->config);
+        TrainConfig& c = s->c;
+        c.model.hidden = s->hidden;
+        c.model.activation = parse_activation(s->activation);
+        c.negatives.kind = parse_negative_sampler(s->sampler);
+        c.loss = parse_training_loss(s->loss);
+        // A score-matching setting given for a loss it does not belong to is a mistake.
+        const auto only_for = [&](const char* flag, std::initializer_list<TrainingLoss> ok) {
+          if (cmd->get_option(flag)->count() == 0) return;
+          for (TrainingLoss l : ok)
+            if (l == c.loss) return;
+          std::string names;
+          for (TrainingLoss l : ok) names += (names.empty() ? "" : " or ") + training_loss_name(l);
+          throw InvalidArgument(std::string(flag) + " applies to --loss " + names +
+                                ", not --loss " + training_loss_name(c.loss));
+        };
+        only_for("--hessian", {TrainingLoss::sm});
+        only_for("--projections", {TrainingLoss::ssm});
+        only_for("--projection", {TrainingLoss::ssm});
+        only_for("--dsm-noise", {TrainingLoss::dsm});
+        only_for("--dsm-sign", {TrainingLoss::dsm});
+        only_for("--sm-reg", {TrainingLoss::sm, TrainingLoss::ssm, TrainingLoss::dsm});
+        c.score.hessian_method = parse_hessian_method(s->hessian);
+        c.score.projection_type = parse_projection_type(s->projection);
+        c.score.denoising_sign = parse_denoising_sign(s->dsm_sign);
+        if (!s->data_params.empty())
+          c.dataset_params = parse_key_values(s->data_params, "--data-param");
+        c.device = parse_device(s->common.device);
+        c.threads = s->common.threads;
+        c.seed = s->common.seed;
+        // What the recipe must not touch: the settings given as flags or config keys.
+        for (const char* flag : {"energy-reg", "sampler", "hidden"})
+          if (cmd->get_option(std::string("--") + flag)->count() > 0)
+            c.explicit_settings.insert(flag);
+        const std::string out = c.output_dir;
+        if (s->no_output) c.output_dir.clear();
+        c.model_path = s->model_path;
+        if (c.model_path.empty() && !s->no_output) c.model_path = out + "/model.safetensors";
+        c.checkpoint_path = s->checkpoint;
+        if (c.checkpoint_path.empty() && !s->no_output)
+          c.checkpoint_path = out + "/checkpoint.safetensors";
+        if (s->no_checkpoint) c.checkpoint_path.clear();
+        c.report_path = s->report;
+        if (c.report_path.empty() && !s->no_output) c.report_path = out + "/report.json";
+        // Names and parameters first, so that a bad one leaves no output folder behind.
+        make_dataset(c.dataset, resolved_dataset_params(c), c.data_seed);
+        if (!c.resume_from.empty()) read_resume_checkpoint(c);
+        validate_train_config(c);
+        const bool bar = s->progress == "bar" || (s->progress == "auto" && ::isatty(STDERR_FILENO));
+        Progress progress(bar, c.log_every);
+        std::map<std::string, std::string> applied;
+        const TrainConfig resolved = resolve_recipe(c, &applied);
+        if (!applied.empty()) {
+          std::string flags;
+          for (const auto& [flag, value] : applied) flags += " --" + flag + " " + value;
+          std::printf("Recipe %s for %s:%s\n", c.recipe.c_str(), c.dataset.c_str(), flags.c_str());
+        }
+        if (is_score_matching(c.loss))
+          std::printf(
+              "cuEBM train on %s, %d thread(s); dataset %s; model %s; loss %s, no "
+              "negatives; T = 1\n",
+              c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
+              c.dataset.c_str(), Mlp(c.model, c.seed).name().c_str(),
+              training_loss_name(c.loss).c_str());
+        else
+          std::printf(
+              "cuEBM train on %s, %d thread(s); dataset %s; model %s; loss cd, %s negatives; "
+              "T = sigma^2 = %g\n",
+              c.device.to_string().c_str(), c.threads > 0 ? c.threads : num_threads(),
+              c.dataset.c_str(), Mlp(resolved.model, c.seed).name().c_str(),
+              negative_sampler_name(resolved.negatives.kind).c_str(),
+              static_cast<double>(c.noise_scale) * c.noise_scale);
+        const auto log = [&](const std::string& line) { progress.log(line); };
+        std::function<void(const TrainProgress&)> on_step;
+        if (s->progress != "none") on_step = [&](const TrainProgress& p) { progress.update(p); };
+        const auto warn = [&](const std::string& line) { progress.warn(line); };
+        // A diverged run still exits 0 (it finished); the warning and the report say so.
+        const TrainReport r = run_training(c, log, on_step, warn);
+        const int64_t run_iterations = r.iterations;
+        std::printf(
+            "Training: %lld iterations in %.3f s (%.3f ms per iteration), %lld skipped\n",
+            static_cast<long long>(run_iterations), r.train_seconds,
+            run_iterations ? 1e3 * r.train_seconds / static_cast<double>(run_iterations) : 0.0,
+            static_cast<long long>(r.skipped));
+        std::printf("Metrics at T = %g (%s): log Z = %.4f, test NLL = %.4f nats", r.temperature,
+                    r.temperature_source.c_str(), r.log_z, r.test_nll);
+        if (std::isfinite(r.data_entropy))
+          std::printf(", H(data) = %.4f, KL(data||model) = %.4f", r.data_entropy, r.kl);
+        std::printf(", MMD^2 = %.5f\n", r.mmd2);
+        if (r.modes_covered >= 0) {
+          std::printf("Modes covered: %d/%d, samples near a mode: %.1f%%, weights:",
+                      r.modes_covered, r.modes_total, 100.0 * r.share_near_mode);
+          for (double w : r.mode_weights) std::printf(" %.3f", w);
+          std::printf("\n");
+        }
+        if (r.diverged)
+          std::printf("WARNING: training diverged %s; the metrics above are not meaningful\n",
+                      r.divergence.c_str());
+        for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
+        // A diverged run exits 0 too: it ran to the end (the report says "diverged").
+        return kExitOk;
+      }};
 }
 
 }  // namespace cuebm::cli

@@ -56,6 +56,15 @@ int main(int argc, char** argv) {
                  "tutorial's n=500 components=4 std=0.1 radius=1.5); given any, they override "
                  "the dataset's own defaults");
   app.add_option("--data-seed", c.data_seed, "Seed of the dataset")->capture_default_str();
+  app.add_option("--recipe", c.recipe,
+                 "tutorial (the settings as given) or auto: per-dataset defaults from "
+                 "docs/quality.md (--energy-reg 1; --sampler mala except gaussian_mixture; grid "
+                 "--hidden 128 128); explicit flags override it")
+      ->check(CLI::IsMember(cuebm::recipe_names()))
+      ->capture_default_str();
+  app.add_option("--range", c.plot_range,
+                 "Half-width of the figures' and metrics' box (default: the dataset's extent, "
+                 "rounded up to 0.5, at least 2.5)");
   app.add_option("--hidden", hidden, "Hidden widths, e.g. --hidden 64 64")->capture_default_str();
   app.add_option("--activation", activation, "relu, silu, tanh, softplus, leaky_relu, gelu")
       ->capture_default_str();
@@ -136,6 +145,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", c.threads, "CPU threads (0: all cores)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  for (const char* flag : {"energy-reg", "sampler", "hidden"})
+    if (app.get_option(std::string("--") + flag)->count() > 0) c.explicit_settings.insert(flag);
 
   try {
     c.model.hidden = hidden;
@@ -149,12 +160,14 @@ int main(int argc, char** argv) {
     c.device = cuebm::parse_device(device);
     if (no_output) c.output_dir.clear();
     if (!c.output_dir.empty()) c.report_path = c.output_dir + "/report.json";
-    std::printf("cuEBM %s on %s, %d thread(s); dataset %s; model %s; loss %s; T = %g (%s)\n",
-                "train_gaussian_mixture", c.device.to_string().c_str(),
-                c.threads > 0 ? c.threads : cuebm::num_threads(), c.dataset.c_str(),
-                cuebm::Mlp(c.model, c.seed).name().c_str(),
-                cuebm::training_loss_name(c.loss).c_str(), cuebm::training_temperature(c),
-                cuebm::training_temperature_source(c).c_str());
+    const cuebm::TrainConfig resolved = cuebm::resolve_recipe(c);
+    std::printf(
+        "cuEBM %s on %s, %d thread(s); dataset %s; recipe %s; model %s; loss %s; T = %g (%s)\n",
+        "train_gaussian_mixture", c.device.to_string().c_str(),
+        c.threads > 0 ? c.threads : cuebm::num_threads(), c.dataset.c_str(), c.recipe.c_str(),
+        cuebm::Mlp(resolved.model, c.seed).name().c_str(),
+        cuebm::training_loss_name(c.loss).c_str(), cuebm::training_temperature(c),
+        cuebm::training_temperature_source(c).c_str());
     const cuebm::TrainReport r =
         cuebm::run_training(c, [](const std::string& line) { std::printf("%s\n", line.c_str()); });
     std::printf("Training: %lld iterations in %.3f s (%.3f ms per iteration), %lld skipped\n",
@@ -172,7 +185,8 @@ int main(int argc, char** argv) {
       for (double w : r.mode_weights) std::printf(" %.3f", w);
       std::printf("\n");
     }
-    // A diverged run warned on stderr when it happened; it finished, so it still exits 0.
+    // A diverged run warned on stderr when it happened (or at the end, from the final metrics);
+    // it finished, so it still exits 0.
     if (r.diverged)
       std::printf("WARNING: training diverged %s; the metrics above are not meaningful\n",
                   r.divergence.c_str());

@@ -951,5 +951,68 @@ TEST_F(CliTest, TrainWithSsmNamesTheLossAndTemperatureOne) {
   EXPECT_TRUE(contains(bad.err, "nce")) << bad.err;
 }
 
+// --recipe (issue 13): auto's per-dataset settings as defaults that given flags and config keys
+// override, recorded in the report with the resolved settings; the metric box follows the
+// dataset; and a run whose energy scale runs away is called diverged at the end (exit 0).
+TEST_F(CliTest, TrainRecipeAutoAndExplicitFlags) {
+  const std::string common =
+      "train --device cpu --dataset eight_gaussians --epochs 1 --hidden 8 8 --figure-samples 16 "
+      "--final-steps 5 --no-output --progress none --recipe auto --report ";
+  CliRun r = cuebm(common + path("auto.json"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Recipe auto for eight_gaussians: --energy-reg 1 --sampler mala"))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "mala negatives")) << r.out;
+  std::string report = slurp(path("auto.json"));
+  for (const char* key :
+       {"\"recipe\": \"auto\"", "\"energy-reg\": \"1\"", "\"sampler\": \"mala\"",
+        "\"energy_reg\": \"1\"", "\"widths\": \"2,8,8,1\"", "\"plot_range\": 2.5"})
+    EXPECT_TRUE(contains(report, key)) << key << "\n" << report;
+  // A flag given with the tutorial's own value still wins over the recipe, as does a config key.
+  std::ofstream(path("cfg.json")) << "{\"energy_reg\": 0.25}";
+  r = cuebm(common + path("explicit.json") + " --sampler langevin --config " + path("cfg.json"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(contains(r.out, "Recipe auto")) << r.out;
+  report = slurp(path("explicit.json"));
+  for (const char* key :
+       {"\"recipe_applied\": {}", "\"sampler\": \"langevin\"", "\"energy_reg\": \"0.25\""})
+    EXPECT_TRUE(contains(report, key)) << key << "\n" << report;
+  // Unknown recipes are a usage error; auto with a score-matching loss is refused (exit 2).
+  EXPECT_EQ(cuebm("train --recipe best --no-output").code, 1);
+  r = cuebm(common + path("sm.json") + " --loss ssm --activation silu");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "recipe 'auto' sets CD's settings")) << r.err;
+}
+
+TEST_F(CliTest, TrainBoxFollowsTheDataset) {
+  const std::string common =
+      "train --device cpu --dataset checkerboard --epochs 1 --hidden 8 8 --figure-samples 16 "
+      "--final-steps 5 --no-output --progress none --report ";
+  ASSERT_EQ(cuebm(common + path("cb.json")).code, 0);
+  EXPECT_TRUE(contains(slurp(path("cb.json")), "\"plot_range\": 4.5"));
+  ASSERT_EQ(cuebm(common + path("cb3.json") + " --range 3").code, 0);
+  EXPECT_TRUE(contains(slurp(path("cb3.json")), "\"plot_range\": 3.0"));
+}
+
+TEST_F(CliTest, TrainCallsAnEnergyRunawayDivergedAtTheEnd) {
+  // The tutorial recipe on eight_gaussians: 280 iterations take the test NLL past 10 nats
+  // above the flat density's while the negatives stay in the box (docs/quality.md). Exit 0.
+  const std::string common =
+      "train --device cpu --dataset eight_gaussians --epochs 40 --figure-samples 16 "
+      "--final-steps 5 --no-output --progress none --report ";
+  CliRun r = cuebm(common + path("bad.json"));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_of(r.err, "WARNING: training diverged at the end: the final model's test NLL"), 1)
+      << r.err;
+  EXPECT_TRUE(contains(r.out, "WARNING: training diverged at the end")) << r.out;
+  const std::string report = slurp(path("bad.json"));
+  EXPECT_TRUE(contains(report, "\"diverged\": true")) << report;
+  EXPECT_TRUE(contains(report, "\"divergence\": \"at the end: ")) << report;
+  r = cuebm(common + path("good.json") + " --recipe auto");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(contains(r.err + r.out, "WARNING")) << r.err << r.out;
+  EXPECT_TRUE(contains(slurp(path("good.json")), "\"diverged\": false"));
+}
+
 }  // namespace
 }  // namespace cuebm

@@ -318,71 +318,171 @@ void apply_overrides(const char* dataset, const Overrides& params,
   }
 }
 
+// Each dataset's parameters from overrides of its defaults, by field name.
+GaussianMixtureParams gaussian_mixture_params(const char* name, const Overrides& params) {
+  GaussianMixtureParams p;
+  apply_overrides(
+      name, params,
+      {{"n", &p.n}, {"components", &p.components}, {"std", &p.std}, {"radius", &p.radius}});
+  return p;
+}
+EightGaussiansParams eight_gaussians_params(const char* name, const Overrides& params) {
+  EightGaussiansParams p;
+  apply_overrides(name, params, {{"n", &p.n}, {"std", &p.std}, {"scale", &p.scale}});
+  return p;
+}
+TwoMoonsParams two_moons_params(const char* name, const Overrides& params) {
+  TwoMoonsParams p;
+  apply_overrides(name, params, {{"n", &p.n}, {"noise", &p.noise}});
+  return p;
+}
+SwissRollParams swiss_roll_params(const char* name, const Overrides& params) {
+  SwissRollParams p;
+  apply_overrides(name, params, {{"n", &p.n}, {"noise", &p.noise}, {"arclength", &p.arclength}});
+  return p;
+}
+CircleParams circle_params(const char* name, const Overrides& params) {
+  CircleParams p;
+  apply_overrides(name, params, {{"n", &p.n}, {"noise", &p.noise}, {"radius", &p.radius}});
+  return p;
+}
+CheckerboardParams checkerboard_params(const char* name, const Overrides& params) {
+  CheckerboardParams p;
+  apply_overrides(name, params, {{"n", &p.n}, {"range", &p.range}, {"noise", &p.noise}});
+  return p;
+}
+PinwheelParams pinwheel_params(const char* name, const Overrides& params) {
+  PinwheelParams p;
+  apply_overrides(name, params,
+                  {{"n", &p.n},
+                   {"classes", &p.classes},
+                   {"noise", &p.noise},
+                   {"radial", &p.radial},
+                   {"angular", &p.angular},
+                   {"spiral", &p.spiral}});
+  return p;
+}
+GridParams grid_params(const char* name, const Overrides& params) {
+  GridParams p;
+  apply_overrides(name, params,
+                  {{"n_per_side", &p.n_per_side}, {"range", &p.range}, {"noise", &p.noise}});
+  return p;
+}
+
+// Five standard deviations of a coordinate's noise, the extent's margin: a draw beyond it has
+// probability 6e-7 (3 std would be passed by a few of 4000 coordinates).
+double noise_margin(float noise) { return 5.0 * static_cast<double>(noise); }
+
+// The normalised swiss roll (make_swiss_roll) in expectation: the noise-free roll's largest
+// |coordinate - mean| over its expected 2 x mean standard deviation, by the midpoint rule
+// over the roll's parameter.
+double swiss_roll_extent(const SwissRollParams& p) {
+  constexpr int kPoints = 4096;
+  const double noise2 = static_cast<double>(p.noise) * p.noise;
+  double sum[2] = {0, 0}, sum_sq[2] = {0, 0};
+  std::vector<double> xy(2 * kPoints);
+  for (int i = 0; i < kPoints; ++i) {
+    const double t = p.arclength * kPi * (1 + 2 * (i + 0.5) / kPoints);
+    xy[2 * i] = t * std::cos(t);
+    xy[2 * i + 1] = t * std::sin(t);
+    for (int c = 0; c < 2; ++c) {
+      sum[c] += xy[2 * i + c];
+      sum_sq[c] += xy[2 * i + c] * xy[2 * i + c];
+    }
+  }
+  double mean[2], std_sum = 0;
+  for (int c = 0; c < 2; ++c) {
+    mean[c] = sum[c] / kPoints;
+    std_sum += std::sqrt(std::max(0.0, sum_sq[c] / kPoints - mean[c] * mean[c]) + noise2);
+  }
+  double reach = 0;
+  for (int i = 0; i < 2 * kPoints; ++i) reach = std::max(reach, std::fabs(xy[i] - mean[i % 2]));
+  // std_sum / 2 is the mean std. The data's own standard deviations differ from these by
+  // O(1/sqrt(n)) (1.6% at n = 2000) and the draws' reach from the roll's: 5% slack.
+  constexpr double kSampleSlack = 1.05;
+  return kSampleSlack * (reach + noise_margin(p.noise)) / std_sum;
+}
+
 struct Generator {
   const char* name;
   Dataset (*make)(const char* name, const Overrides& params, uint64_t seed);
+  double (*extent)(const char* name, const Overrides& params);
 };
 
 const Generator kGenerators[] = {
     {"gaussian_mixture",
      [](const char* name, const Overrides& params, uint64_t seed) {
-       GaussianMixtureParams p;
-       apply_overrides(
-           name, params,
-           {{"n", &p.n}, {"components", &p.components}, {"std", &p.std}, {"radius", &p.radius}});
-       return make_gaussian_mixture(p, seed);
+       return make_gaussian_mixture(gaussian_mixture_params(name, params), seed);
+     },
+     [](const char* name, const Overrides& params) {
+       const GaussianMixtureParams p = gaussian_mixture_params(name, params);
+       return static_cast<double>(p.radius) + noise_margin(p.std);
      }},
     {"eight_gaussians",
      [](const char* name, const Overrides& params, uint64_t seed) {
-       EightGaussiansParams p;
-       apply_overrides(name, params, {{"n", &p.n}, {"std", &p.std}, {"scale", &p.scale}});
-       return make_eight_gaussians(p, seed);
+       return make_eight_gaussians(eight_gaussians_params(name, params), seed);
+     },
+     [](const char* name, const Overrides& params) {
+       const EightGaussiansParams p = eight_gaussians_params(name, params);
+       return static_cast<double>(p.scale) + noise_margin(p.std);
      }},
     {"two_moons",
      [](const char* name, const Overrides& params, uint64_t seed) {
-       TwoMoonsParams p;
-       apply_overrides(name, params, {{"n", &p.n}, {"noise", &p.noise}});
-       return make_two_moons(p, seed);
+       return make_two_moons(two_moons_params(name, params), seed);
+     },
+     [](const char* name, const Overrides& params) {
+       // The moons span x in [-1, 2], y in [-0.5, 1].
+       return 2.0 + noise_margin(two_moons_params(name, params).noise);
      }},
     {"swiss_roll",
      [](const char* name, const Overrides& params, uint64_t seed) {
-       SwissRollParams p;
-       apply_overrides(name, params,
-                       {{"n", &p.n}, {"noise", &p.noise}, {"arclength", &p.arclength}});
-       return make_swiss_roll(p, seed);
+       return make_swiss_roll(swiss_roll_params(name, params), seed);
+     },
+     [](const char* name, const Overrides& params) {
+       return swiss_roll_extent(swiss_roll_params(name, params));
      }},
     {"circle",
      [](const char* name, const Overrides& params, uint64_t seed) {
-       CircleParams p;
-       apply_overrides(name, params, {{"n", &p.n}, {"noise", &p.noise}, {"radius", &p.radius}});
-       return make_circle(p, seed);
+       return make_circle(circle_params(name, params), seed);
+     },
+     [](const char* name, const Overrides& params) {
+       const CircleParams p = circle_params(name, params);
+       return static_cast<double>(p.radius) + noise_margin(p.noise);
      }},
     {"checkerboard",
      [](const char* name, const Overrides& params, uint64_t seed) {
-       CheckerboardParams p;
-       apply_overrides(name, params, {{"n", &p.n}, {"range", &p.range}, {"noise", &p.noise}});
-       return make_checkerboard(p, seed);
+       return make_checkerboard(checkerboard_params(name, params), seed);
+     },
+     [](const char* name, const Overrides& params) {
+       const CheckerboardParams p = checkerboard_params(name, params);
+       return static_cast<double>(p.range) + noise_margin(p.noise);
      }},
     {"pinwheel",
      [](const char* name, const Overrides& params, uint64_t seed) {
-       PinwheelParams p;
-       apply_overrides(name, params,
-                       {{"n", &p.n},
-                        {"classes", &p.classes},
-                        {"noise", &p.noise},
-                        {"radial", &p.radial},
-                        {"angular", &p.angular},
-                        {"spiral", &p.spiral}});
-       return make_pinwheel(p, seed);
+       return make_pinwheel(pinwheel_params(name, params), seed);
+     },
+     [](const char* name, const Overrides& params) {
+       const PinwheelParams p = pinwheel_params(name, params);
+       return static_cast<double>(p.radial) + noise_margin(p.noise);
      }},
     {"grid",
      [](const char* name, const Overrides& params, uint64_t seed) {
-       GridParams p;
-       apply_overrides(name, params,
-                       {{"n_per_side", &p.n_per_side}, {"range", &p.range}, {"noise", &p.noise}});
-       return make_grid(p, seed);
+       return make_grid(grid_params(name, params), seed);
+     },
+     [](const char* name, const Overrides& params) {
+       const GridParams p = grid_params(name, params);
+       return static_cast<double>(p.range) + noise_margin(p.noise);
      }},
 };
+
+const Generator& find_generator(const std::string& name) {
+  for (const Generator& g : kGenerators) {
+    if (name == g.name) return g;
+  }
+  std::string valid;
+  for (const Generator& g : kGenerators) valid += (valid.empty() ? "" : ", ") + std::string(g.name);
+  throw InvalidArgument("make_dataset: unknown dataset '" + name + "'; valid names: " + valid);
+}
 
 }  // namespace
 
@@ -394,12 +494,13 @@ std::vector<std::string> dataset_names() {
 
 Dataset make_dataset(const std::string& name, const std::map<std::string, double>& params,
                      uint64_t seed) {
-  for (const Generator& g : kGenerators) {
-    if (name == g.name) return g.make(g.name, params, seed);
-  }
-  std::string valid;
-  for (const Generator& g : kGenerators) valid += (valid.empty() ? "" : ", ") + std::string(g.name);
-  throw InvalidArgument("make_dataset: unknown dataset '" + name + "'; valid names: " + valid);
+  const Generator& g = find_generator(name);
+  return g.make(g.name, params, seed);
+}
+
+double dataset_extent(const std::string& name, const std::map<std::string, double>& params) {
+  const Generator& g = find_generator(name);
+  return g.extent(g.name, params);
 }
 
 }  // namespace cuebm

@@ -9,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 #include "cuebm/data/datasets.hpp"
 #include "cuebm/data/metrics.hpp"
@@ -93,7 +94,8 @@ std::vector<float> model_samples(const Energy& model, const TrainConfig& c, int 
 }
 
 Grid2D plot_grid(const TrainConfig& c) {
-  return {-c.plot_range, c.plot_range, -c.plot_range, c.plot_range, c.grid_points, c.grid_points};
+  const double r = resolved_plot_range(c);
+  return {-r, r, -r, r, c.grid_points, c.grid_points};
 }
 
 void write_figure(const Mlp& model, const TrainConfig& c, const Dataset& data,
@@ -180,11 +182,32 @@ std::string divergence_reason(int epoch, const double* neg_range_or_null, double
   return "";
 }
 
+// The divergence verdict of the final metrics (TrainReport::diverged); "" when none.
+std::string metrics_divergence_reason(const TrainReport& r, double box_half_width) {
+  const std::string at = "at the end: ";
+  const std::string hint =
+      "; --recipe auto (--energy-reg 1 --sampler mala), a smaller step size or lr may help";
+  if (!std::isfinite(r.log_z) || !std::isfinite(r.test_nll))
+    return at + "the final model's log Z (" + sci(r.log_z) + ") or test NLL (" + sci(r.test_nll) +
+           ") is not finite" + hint;
+  const double flat_nll = std::log(4 * box_half_width * box_half_width);
+  if (r.test_nll - flat_nll > kDivergedNllExcess)
+    return at + "the final model's test NLL is " + sci(r.test_nll) + " nats, " +
+           sci(r.test_nll - flat_nll) + " above the flat density's on the metric box [-" +
+           sci(box_half_width) + ", " + sci(box_half_width) + "]^2 (" + sci(flat_nll) +
+           "; the limit is " + sci(kDivergedNllExcess) +
+           " above): the energy's scale ran away (log Z " + sci(r.log_z) +
+           " at T = " + sci(r.temperature) + ")" + hint;
+  return "";
+}
+
 void write_report_json(const std::string& path, const TrainConfig& c, const TrainReport& r) {
   // NaN and Inf become null (nlohmann's dump).
   nlohmann::ordered_json j;
   j["dataset"] = c.dataset;
   j["dataset_params"] = resolved_dataset_params(c);
+  j["recipe"] = r.recipe;
+  j["recipe_applied"] = r.recipe_applied;
   j["epochs"] = c.epochs;
   j["first_epoch"] = r.first_epoch;
   j["iterations"] = r.iterations;
@@ -199,6 +222,7 @@ void write_report_json(const std::string& path, const TrainConfig& c, const Trai
   j["epoch_acceptance"] = r.epoch_acceptance;
   j["diverged"] = r.diverged;
   j["divergence"] = r.diverged ? nlohmann::ordered_json(r.divergence) : nlohmann::ordered_json();
+  j["plot_range"] = r.plot_range;
   j["temperature"] = r.temperature;
   j["temperature_source"] = r.temperature_source;
   j["log_z"] = r.log_z;
@@ -234,6 +258,59 @@ void write_report_json(const std::string& path, const TrainConfig& c, const Trai
 
 }  // namespace
 
+std::vector<std::string> recipe_names() { return {"tutorial", "auto"}; }
+
+std::map<std::string, std::string> recipe_settings(const std::string& recipe,
+                                                   const std::string& dataset) {
+  if (recipe == "tutorial") return {};
+  if (recipe != "auto")
+    throw InvalidArgument("training: unknown recipe '" + recipe + "'; valid: tutorial, auto");
+  // docs/quality.md: the regulariser levels the modes' energies; MALA's accept/reject keeps
+  // the negatives exact where Langevin's step overshoots wells as narrow as the data's; grid's
+  // 100 modes need the wider MLP.
+  if (dataset == "gaussian_mixture") return {{"energy-reg", "1"}};
+  if (dataset == "grid") return {{"energy-reg", "1"}, {"sampler", "mala"}, {"hidden", "128 128"}};
+  return {{"energy-reg", "1"}, {"sampler", "mala"}};
+}
+
+TrainConfig resolve_recipe(const TrainConfig& config, std::map<std::string, std::string>* applied) {
+  TrainConfig c = config;
+  const std::map<std::string, std::string> settings = recipe_settings(c.recipe, c.dataset);
+  if (applied) applied->clear();
+  if (settings.empty()) return c;
+  if (is_score_matching(c.loss))
+    throw InvalidArgument("training: recipe '" + c.recipe +
+                          "' sets CD's settings (energy reg, sampler); the score-matching loss " +
+                          training_loss_name(c.loss) + " has none: use recipe tutorial");
+  const TrainConfig tutorial;
+  const auto open = [&](const std::string& flag, bool at_tutorial_value) {
+    const bool ok = settings.count(flag) && at_tutorial_value && !c.explicit_settings.count(flag);
+    if (ok && applied) (*applied)[flag] = settings.at(flag);
+    return ok;
+  };
+  if (open("energy-reg", c.cd.energy_reg_weight == tutorial.cd.energy_reg_weight))
+    c.cd.energy_reg_weight = std::stof(settings.at("energy-reg"));
+  if (open("sampler", c.negatives.kind == tutorial.negatives.kind))
+    c.negatives.kind = parse_negative_sampler(settings.at("sampler"));
+  if (open("hidden", c.model.hidden == tutorial.model.hidden)) {
+    c.model.hidden.clear();
+    std::istringstream widths(settings.at("hidden"));
+    for (int w; widths >> w;) c.model.hidden.push_back(w);
+  }
+  return c;
+}
+
+double default_plot_range(const std::string& dataset, const std::map<std::string, double>& params) {
+  constexpr double kTutorialRange = 2.5, kStep = 0.5;
+  const double extent = dataset_extent(dataset, params);
+  return std::max(kTutorialRange, kStep * std::ceil(extent / kStep));
+}
+
+double resolved_plot_range(const TrainConfig& c) {
+  return c.plot_range != 0 ? c.plot_range
+                           : default_plot_range(c.dataset, resolved_dataset_params(c));
+}
+
 std::map<std::string, double> resolved_dataset_params(const TrainConfig& c) {
   if (!c.dataset_params.empty()) return c.dataset_params;
   if (c.dataset == "gaussian_mixture")
@@ -241,7 +318,8 @@ std::map<std::string, double> resolved_dataset_params(const TrainConfig& c) {
   return {};
 }
 
-void validate_train_config(const TrainConfig& c) {
+void validate_train_config(const TrainConfig& config) {
+  const TrainConfig c = resolve_recipe(config);
   validate_mlp_spec(c.model);
   if (c.model.input_dim != 2)
     throw InvalidArgument("training: the datasets are 2-D, so the model input must be 2, got " +
@@ -257,7 +335,7 @@ void validate_train_config(const TrainConfig& c) {
     throw InvalidArgument("training: noise scale must be finite and > 0, got " +
                           std::to_string(c.noise_scale));
   if (c.figure_every < 1 || c.figure_samples < 1 || c.figure_steps < 0 || c.final_steps < 0 ||
-      c.grid_points < 2 || !(c.plot_range > 0) || c.log_every < 1)
+      c.grid_points < 2 || !(c.plot_range >= 0) || !std::isfinite(c.plot_range) || c.log_every < 1)
     throw InvalidArgument("training: figure settings must be positive");
   if (c.threads < 0)
     throw InvalidArgument("training: threads must be >= 0, got " + std::to_string(c.threads));
@@ -289,7 +367,8 @@ void validate_train_config(const TrainConfig& c) {
   if (!c.output_dir.empty()) require_writable_dir(c.output_dir);
 }
 
-std::map<std::string, std::string> training_fingerprint(const TrainConfig& c) {
+std::map<std::string, std::string> training_fingerprint(const TrainConfig& config) {
+  const TrainConfig c = resolve_recipe(config);
   const auto f = [](double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.17g", v);
@@ -414,7 +493,8 @@ void compute_training_metrics(const Energy* model, const std::vector<float>& sam
   }
 }
 
-Checkpoint read_resume_checkpoint(const TrainConfig& c) {
+Checkpoint read_resume_checkpoint(const TrainConfig& config) {
+  const TrainConfig c = resolve_recipe(config);
   const std::map<std::string, std::string> fingerprint = training_fingerprint(c);
   Checkpoint ck = read_checkpoint(c.resume_from);
   // Written before the loss was an option: CD; before the sampler was: Langevin negatives.
@@ -449,9 +529,12 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
   return run_training(c, log, {}, {});
 }
 
-TrainReport run_training(const TrainConfig& c, const std::function<void(const std::string&)>& log,
+TrainReport run_training(const TrainConfig& config,
+                         const std::function<void(const std::string&)>& log,
                          const std::function<void(const TrainProgress&)>& progress,
                          const std::function<void(const std::string&)>& warn) {
+  std::map<std::string, std::string> recipe_applied;
+  const TrainConfig c = resolve_recipe(config, &recipe_applied);
   // A checkpoint that does not fit is reported before anything is created.
   std::optional<Checkpoint> resume;
   if (!c.resume_from.empty()) resume = read_resume_checkpoint(c);
@@ -471,6 +554,9 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
   trainer.on_warning = log;
 
   TrainReport report;
+  report.recipe = c.recipe;
+  report.recipe_applied = recipe_applied;
+  report.plot_range = resolved_plot_range(c);
   const std::map<std::string, std::string> fingerprint = training_fingerprint(c);
   if (resume) {
     const Checkpoint& ck = *resume;
@@ -510,6 +596,15 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
 
   const bool files = !c.output_dir.empty();
   const auto path = [&](const std::string& name) { return c.output_dir + "/" + name; };
+  const auto declare_diverged = [&](const std::string& reason) {
+    report.diverged = true;
+    report.divergence = reason;
+    const std::string line = "WARNING: training diverged " + reason;
+    if (warn)
+      warn(line);
+    else
+      std::fprintf(stderr, "%s\n", line.c_str());
+  };
   TrainProgress where;
   where.epochs = c.epochs;
   where.batches = loader.num_batches();
@@ -570,15 +665,7 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
       const std::string reason =
           divergence_reason(epoch, negatives ? &neg_range : nullptr, data_range,
                             report.epoch_loss.back(), loss_limit, c.step_size, c.adam.lr);
-      if (!reason.empty()) {
-        report.diverged = true;
-        report.divergence = reason;
-        const std::string line = "WARNING: training diverged " + reason;
-        if (warn)
-          warn(line);
-        else
-          std::fprintf(stderr, "%s\n", line.c_str());
-      }
+      if (!reason.empty()) declare_diverged(reason);
     }
     const bool last = epoch == c.epochs;
     if (!c.checkpoint_path.empty() &&
@@ -610,6 +697,10 @@ TrainReport run_training(const TrainConfig& c, const std::function<void(const st
   if (!c.checkpoint_path.empty()) report.files.push_back(c.checkpoint_path);
   report.final_parameters.assign(model.parameters().begin(), model.parameters().end());
   compute_training_metrics(&model, report.final_samples, c, report);
+  if (!report.diverged) {
+    const std::string reason = metrics_divergence_reason(report, report.plot_range);
+    if (!reason.empty()) declare_diverged(reason);
+  }
   if (!c.report_path.empty()) {
     report.files.push_back(c.report_path);
     write_report_json(c.report_path, c, report);

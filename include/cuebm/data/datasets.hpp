@@ -90,6 +90,15 @@ Dataset make_dataset(const std::string& name, const std::map<std::string, double
                      uint64_t seed);
 std::vector<std::string> dataset_names();
 
+// A bound on the |coordinates| of dataset `name` with `params` (as make_dataset takes them),
+// from the parameters alone: the noise-free shape's reach plus 5 standard deviations of its
+// noise (gaussian_mixture: radius + 5 std; eight_gaussians: scale + 5 std; two_moons: 2 + 5
+// noise; circle: radius + 5 noise; checkerboard and grid: range + 5 noise; pinwheel: radial +
+// 5 noise; swiss_roll, normalised by its draw: the expected reach of the normalised roll plus 5
+// noise, by quadrature, with 5% slack for the draw's own normalisation, n in the hundreds or
+// more). Throws as make_dataset does for unknown names and parameters.
+double dataset_extent(const std::string& name, const std::map<std::string, double>& params);
+
 // Mini-batches of rows of an n x dim array. With shuffle, epoch e visits the rows in a
 // permutation keyed by (seed, e) alone; otherwise in order. The data is not copied and must
 // outlive the loader; batches are copied into one buffer allocated at construction.

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,18 @@
 namespace cuebm {
 
 struct TrainConfig {
+  // The recipe (recipe_settings): "tutorial" (the default: the settings below as they are) or
+  // "auto", per-dataset defaults from docs/quality.md that learn every dataset at the
+  // tutorial's cost. A recipe's setting applies only where the config still holds the
+  // tutorial's value and the setting is not in explicit_settings, so the precedence is: a
+  // value set on purpose (a flag, a config-file key, a non-tutorial value in code) > the
+  // recipe > the tutorial's default. run_training and the functions below resolve it
+  // (resolve_recipe).
+  std::string recipe = "tutorial";
+  // Recipe settings the caller chose on purpose by their flag names ("energy-reg", "sampler",
+  // "hidden"), kept even where they equal the tutorial's value (cuebm train fills it with the
+  // flags and config keys given).
+  std::set<std::string> explicit_settings;
   // Data: a dataset of datasets.hpp by name. Empty dataset_params give that dataset's own
   // defaults (datasets.hpp), except gaussian_mixture, whose default is the tutorial's
   // GaussianMixture(n = 500, K = 4, std = 0.1, radius = 1.5) (resolved_dataset_params).
@@ -52,7 +65,9 @@ struct TrainConfig {
   int figure_every = 20;
   int figure_samples = 500;
   int figure_steps = 200, final_steps = 500;
-  double plot_range = 2.5;
+  // Half-width of the figures' and the metrics' box [-r, r]^2; 0 (the default):
+  // default_plot_range, which follows the dataset's extent.
+  double plot_range = 0;
   int grid_points = 100;
   Device device = Device::cpu();
   int threads = 0;  // 0: leave OpenMP's default
@@ -114,13 +129,51 @@ struct TrainReport {
   // epoch 1: the negatives reach |x| = 1.83e+08 while the data lie within |x| <= 1.81 (Langevin
   // step size 1e+09; a smaller step size or lr may help)". Checked from the first epoch this
   // process runs (a resumed run starts afresh).
+  //
+  // After the run the final metrics are checked too (when no epoch diverged): a run whose
+  // energy scale ran away while its negatives stayed in the data's box (docs/quality.md: CD
+  // with Langevin steps too large for the data's modes) has a test NLL far above that of the
+  // flat density on the metric box, log(box area) (>= H(data) for data inside the box). The
+  // verdict: log Z or the test NLL not finite, or the test NLL more than kDivergedNllExcess
+  // nats above log(box area); divergence then starts "at the end: ". The warning line goes out
+  // at the end of the run.
   bool diverged = false;
   std::string divergence;
+  // The recipe and what it set (resolve_recipe), flag name -> value ("sampler" -> "mala").
+  std::string recipe;
+  std::map<std::string, std::string> recipe_applied;
+  double plot_range = 0;  // the box's half-width used (resolved_plot_range)
 };
 
 // Divergence thresholds (TrainReport::diverged).
 inline constexpr double kDivergedRangeFactor = 100.0;
 inline constexpr double kDivergedLoss = 1e6;
+// From docs/quality.md's table (2000 iterations, every dataset and recipe): every run it marks
+// diverged has a test NLL at least 14.5 nats above log(box area) (checkerboard's pcd: 18.93
+// against log 81 = 4.39; swiss_roll's ssm: 21.64 against log 25 = 3.22), every other run at most
+// 5.2 (checkerboard's mala: 9.54). 10 lies in between, with about 5 nats either side. log Z
+// itself is no test: CD's loss does not fix the energy's offset, which moves log Z by offset / T.
+inline constexpr double kDivergedNllExcess = 10.0;
+
+// The settings a recipe gives for a dataset (flag name -> value): "tutorial" none; "auto"
+// {"energy-reg": "1"} for gaussian_mixture, {"energy-reg": "1", "sampler": "mala", "hidden":
+// "128 128"} for grid and {"energy-reg": "1", "sampler": "mala"} for every other dataset.
+// Throws InvalidArgument for an unknown recipe.
+std::map<std::string, std::string> recipe_settings(const std::string& recipe,
+                                                   const std::string& dataset);
+std::vector<std::string> recipe_names();  // tutorial, auto
+// config with its recipe's settings applied (see TrainConfig::recipe); `applied` (may be null)
+// receives the ones applied. Idempotent. The "auto" recipe sets CD's settings: with a
+// score-matching loss it throws InvalidArgument.
+TrainConfig resolve_recipe(const TrainConfig& config,
+                           std::map<std::string, std::string>* applied = nullptr);
+
+// The box half-width of the figures and metrics when plot_range is 0: the smallest multiple of
+// 0.5 that holds dataset_extent (datasets.hpp), and at least the tutorial's 2.5. The defaults
+// give 2.5 for every dataset but checkerboard (4.5: its data span [-4, 4]^2).
+double default_plot_range(const std::string& dataset, const std::map<std::string, double>& params);
+// config.plot_range, or default_plot_range of its dataset when 0.
+double resolved_plot_range(const TrainConfig& config);
 
 // The settings a checkpoint must agree on to be resumed (dataset, model, batches, loss,
 // sampler, CD, optimiser, seeds), as key -> text. "loss" names the loss: for cd it is followed
@@ -134,9 +187,10 @@ std::map<std::string, std::string> training_fingerprint(const TrainConfig& confi
 // Throws InvalidArgument (naming the value) before any work when the config is invalid or the
 // output folder cannot be written.
 void validate_train_config(const TrainConfig& config);
-// Runs the whole thing; log receives the lines the tutorial prints. When the run diverges
-// (TrainReport::diverged), one line "WARNING: training diverged <reason>" goes to stderr and
-// the run goes on to the end.
+// Runs the whole thing (config's recipe resolved first: resolve_recipe); log receives the lines
+// the tutorial prints. When the run diverges (TrainReport::diverged), one line "WARNING:
+// training diverged <reason>" goes to stderr, when it is found (an epoch, or the final metrics
+// at the end), and the run goes on to the end.
 TrainReport run_training(const TrainConfig& config,
                          const std::function<void(const std::string&)>& log);
 // The same, with `progress` called after every CD iteration (may be empty) and the divergence
