@@ -13,6 +13,8 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cuebm/models/analytic.hpp"
@@ -127,6 +129,52 @@ detail::LogWeightStats host_log_weight_stats(const std::vector<double>& w) {
     s.sum_sq += u * u;
   }
   return s;
+}
+
+TEST(DeviceReduce, ColumnSumsAreExactPerColumn) {
+  CUEBM_REQUIRE_CUDA();
+  std::mt19937_64 rng(5);
+  for (auto [rows, cols] : {std::pair<int64_t, int>{1, 1}, {37, 3}, {1000, 8}, {250001, 7}}) {
+    std::uniform_int_distribution<int> draw(0, std::numeric_limits<int>::max());
+    std::vector<int> v(rows * cols);
+    for (int& x : v) x = draw(rng);
+    std::vector<int64_t> expected(cols, 0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c) expected[c] += v[r * cols + c];
+    OnDevice d;
+    const int* dv = d.upload(v);
+    EXPECT_EQ(detail::device_column_sums(dv, rows, cols, d.stream()), expected)
+        << rows << " x " << cols;
+  }
+  OnDevice d;
+  EXPECT_TRUE(detail::device_column_sums(nullptr, 0, 4, d.stream()) == std::vector<int64_t>(4));
+  EXPECT_THROW(detail::device_column_sums(nullptr, 3, -1, d.stream()), InvalidArgument);
+}
+
+// The gather is queued behind the uploads on a non-blocking stream and must neither run early
+// (it would read the allocations' NaN fill) nor need a synchronisation of its own.
+TEST(DeviceReduce, GatherRowsInStreamOrder) {
+  CUEBM_REQUIRE_CUDA();
+  std::mt19937_64 rng(9);
+  for (auto [n_src, rows, dim] :
+       {std::tuple<int64_t, int64_t, int>{1, 1, 1}, {50, 17, 3}, {10000, 4096, 2}}) {
+    std::vector<float> src(n_src * dim);
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i) * 0.5f - 7.0f;
+    std::vector<int64_t> idx(rows);
+    for (int64_t& r : idx) r = static_cast<int64_t>(rng() % n_src);
+    OnDevice d;
+    const float* ds = d.upload(src);
+    const int64_t* di = d.upload(idx);
+    float* out = d.alloc<float>(rows * dim);
+    detail::device_gather_rows(ds, di, rows, dim, out, d.stream());
+    const std::vector<float> got = d.download(out, rows * dim);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int k = 0; k < dim; ++k)
+        ASSERT_EQ(got[r * dim + k], src[idx[r] * dim + k]) << "row " << r << ", column " << k;
+  }
+  OnDevice d;
+  EXPECT_THROW(detail::device_gather_rows(nullptr, nullptr, 2, 0, nullptr, d.stream()),
+               InvalidArgument);
 }
 
 TEST(DeviceReduce, LogWeightStatsMatchTheSequentialHostSums) {

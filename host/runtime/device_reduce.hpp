@@ -1,8 +1,8 @@
 // Device-wide statistics through Thrust (kernels/runtime/device_reduce.cu), for the work that is
 // not inside a fused chain kernel: acceptance and swap counts, the log-mean-exp of AIS weights,
-// and the ranks that rank-normalised R-hat needs. Every pointer is device memory; the work runs
-// on the caller's stream, after what is already queued there.
-// Only defined when the library is built with CUEBM_HAVE_CUDA (kernels/); plain C++
+// the ranks that rank-normalised R-hat needs, and the replay buffer's gather of start rows. Every
+// pointer is device memory; the work runs on the caller's stream, after what is already queued
+// there. Only defined when the library is built with CUEBM_HAVE_CUDA (kernels/); plain C++
 // declarations, no CUDA header needed; callers use them behind `#if CUEBM_HAVE_CUDA`.
 //
 // On a GPU, device_average_ranks returns with the work queued on the stream (no wait), and the
@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "cuebm/runtime/cuda_stream.hpp"
 
@@ -40,5 +41,16 @@ LogWeightStats device_log_weight_stats(const double* log_weights, int64_t n, cud
 // after +inf, all NaNs tied. Exact: ranks are sums of integers halved.
 void device_average_ranks(const float* values, int64_t n, double* ranks, cudaStream_t stream);
 void device_average_ranks(const double* values, int64_t n, double* ranks, cudaStream_t stream);
+
+// The sums of the columns of a rows x cols row-major int matrix (per-chain acceptance and swap
+// counts: one column per temperature or pair), each exact in 64 bits. Waits for the stream.
+std::vector<int64_t> device_column_sums(const int* values, int64_t rows, int cols,
+                                        cudaStream_t stream);
+
+// out[r * dim + k] = src[row_index[r] * dim + k] for r < rows (the replay buffer's gather of
+// start rows). Queued on the stream without waiting and without allocating, so it may run
+// inside a training step (the emulated build queues it as a host function in stream order).
+void device_gather_rows(const float* src, const int64_t* row_index, int64_t rows, int dim,
+                        float* out, cudaStream_t stream);
 
 }  // namespace cuebm::detail

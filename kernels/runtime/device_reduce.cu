@@ -22,7 +22,9 @@
 #include <thrust/binary_search.h>
 #include <thrust/execution_policy.h>
 #include <thrust/for_each.h>
+#include <thrust/gather.h>
 #include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/transform_iterator.h>
 #include <thrust/reduce.h>
 #include <thrust/sequence.h>
 #include <thrust/sort.h>
@@ -33,6 +35,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -205,6 +208,20 @@ void average_ranks(const T* values, int64_t n, double* ranks, cudaStream_t strea
   });
 }
 
+// Element i of column `col` of a row-major matrix with `cols` columns, as int64.
+struct ColumnEntry {
+  const int* values;
+  int cols, col;
+  CUEBM_HD int64_t operator()(int64_t r) const { return values[r * cols + col]; }
+};
+
+// The source index of element i of the gathered rows.
+struct GatherIndex {
+  const int64_t* row_index;
+  int dim;
+  CUEBM_HD int64_t operator()(int64_t i) const { return row_index[i / dim] * dim + i % dim; }
+};
+
 }  // namespace
 
 int64_t device_sum(const int* values, int64_t n, cudaStream_t stream) {
@@ -240,6 +257,63 @@ void device_average_ranks(const float* values, int64_t n, double* ranks, cudaStr
 }
 void device_average_ranks(const double* values, int64_t n, double* ranks, cudaStream_t stream) {
   average_ranks(values, n, ranks, stream);
+}
+
+std::vector<int64_t> device_column_sums(const int* values, int64_t rows, int cols,
+                                        cudaStream_t stream) {
+  check_count(rows, "device_column_sums");
+  if (cols < 0)
+    throw InvalidArgument("device_column_sums: cols must be >= 0, got " + std::to_string(cols));
+  std::vector<int64_t> sums(static_cast<std::size_t>(cols), 0);
+  if (rows == 0 || cols == 0) return sums;
+  OnStream on(stream);
+  for (int c = 0; c < cols; ++c)
+    sums[c] = thrust_call("device_column_sums", [&] {
+      return thrust::transform_reduce(on.policy(), thrust::counting_iterator<int64_t>(0),
+                                      thrust::counting_iterator<int64_t>(rows),
+                                      ColumnEntry{values, cols, c}, int64_t{0},
+                                      thrust::plus<int64_t>());
+    });
+  return sums;
+}
+
+#if CUEBM_CUDA_EMULATION
+namespace {
+// The emulated gather runs as a host function in the stream's order (cudaLaunchHostFunc), so
+// that, as on a GPU, it neither waits for the stream nor adds a synchronisation to the step.
+struct GatherJob {
+  const float* src;
+  const int64_t* row_index;
+  int64_t rows;
+  int dim;
+  float* out;
+};
+void run_gather(void* p) {
+  const std::unique_ptr<GatherJob> j(static_cast<GatherJob*>(p));
+  const auto map = thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0),
+                                                   GatherIndex{j->row_index, j->dim});
+  thrust::gather(thrust::cpp::par, map, map + j->rows * j->dim, j->src, j->out);
+}
+}  // namespace
+#endif
+
+void device_gather_rows(const float* src, const int64_t* row_index, int64_t rows, int dim,
+                        float* out, cudaStream_t stream) {
+  check_count(rows, "device_gather_rows");
+  if (dim < 1)
+    throw InvalidArgument("device_gather_rows: dim must be >= 1, got " + std::to_string(dim));
+  if (rows == 0) return;
+#if CUEBM_CUDA_EMULATION
+  auto job = std::make_unique<GatherJob>(GatherJob{src, row_index, rows, dim, out});
+  CUEBM_CUDA_CHECK(cudaLaunchHostFunc(stream, run_gather, job.get()));
+  job.release();  // run_gather owns it now
+#else
+  OnStream on(stream);
+  const auto map = thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0),
+                                                   GatherIndex{row_index, dim});
+  thrust_call("device_gather_rows",
+              [&] { thrust::gather(on.policy(), map, map + rows * dim, src, out); });
+#endif
 }
 
 }  // namespace cuebm::detail

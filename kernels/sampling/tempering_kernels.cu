@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cuebm/runtime/error.hpp"
+#include "host/runtime/device_reduce.hpp"
 #include "host/sampling/cuda_tempering.hpp"
 #include "host/sampling/mcmc_support.hpp"
 #include "kernels/models/device_model.cuh"
@@ -208,19 +209,14 @@ TemperingCounts parallel_tempering_cuda(const Energy& energy, const std::vector<
   ChainStorage storage = tempering_storage(m, n, R);
   launch_tempering_chains(m, a, n, storage, s);
   std::vector<float> initial;
-  std::vector<int> mv, sw;
   download(res.samples, samples, s);
   download(res.energy, e, s);
   download(initial, e_init, s);
-  download(mv, moves, s);
-  download(sw, swaps, s);
+  // The per-chain counts summed per temperature and per pair on the device (waits for s).
+  TemperingCounts counts{device_column_sums(moves.data(), n, R, s),
+                         device_column_sums(swaps.data(), n, R - 1, s)};
   CUEBM_CUDA_CHECK(cudaStreamSynchronize(s));
   require_finite_start(initial, "parallel_tempering");
-  TemperingCounts counts{std::vector<int64_t>(R, 0), std::vector<int64_t>(R - 1, 0)};
-  for (int64_t c = 0; c < n; ++c) {
-    for (int r = 0; r < R; ++r) counts.moves[r] += mv[c * R + r];
-    for (int r = 0; r + 1 < R; ++r) counts.swaps[r] += sw[c * (R - 1) + r];
-  }
   return counts;
 }
 

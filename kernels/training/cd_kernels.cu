@@ -32,6 +32,7 @@
 #include "cuebm/runtime/error.hpp"
 #include "host/models/cuda_models.hpp"
 #include "host/runtime/cuda_device.hpp"
+#include "host/runtime/device_reduce.hpp"
 #include "host/runtime/random.hpp"
 #include "host/sampling/cuda_langevin.hpp"
 #include "host/sampling/cuda_tempering.hpp"
@@ -172,14 +173,6 @@ __global__ void adam_kernel(float* __restrict__ p, float* __restrict__ m, float*
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     adam_update(p[i], m[i], v[i], g[i], s, c);
-}
-
-__global__ void gather_rows_kernel(const float* __restrict__ buffer, const int64_t* rows_idx,
-                                   int64_t rows, int dim, float* __restrict__ neg) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= rows * dim) return;
-  const int64_t r = i / dim, k = i % dim;
-  neg[i] = buffer[rows_idx[r] * dim + k];
 }
 
 __global__ void nudge_rows_kernel(const int64_t* refresh, int64_t n_new, int dim,
@@ -693,9 +686,7 @@ class CudaCDTrainer final : public CudaCDTrainerImpl {
       for (int64_t i = 0; i < n_new * d; ++i) pin_nudge_[i] = rng.normal();
     }
     h2d(rows_idx_.data(), pin_rows_.data(), rows + n_new, s);
-    gather_rows_kernel<<<blocks_for(rows * d, 256), 256, 0, s>>>(buffer_.data(), rows_idx_.data(),
-                                                                 rows, d, neg);
-    CUEBM_CUDA_CHECK_LAUNCH();
+    device_gather_rows(buffer_.data(), rows_idx_.data(), rows, d, neg, s);
     if (n_new > 0) {
       h2d(nudge_.data(), pin_nudge_.data(), n_new * d, s);
       nudge_rows_kernel<<<blocks_for(n_new * d, 256), 256, 0, s>>>(

@@ -748,6 +748,17 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 // The stream's work runs now (the emulator has no background progress), so it is complete.
 cudaError_t cudaStreamQuery(cudaStream_t stream) { return cudaStreamSynchronize(stream); }
 
+// The host function runs in the stream's order, when the emulator runs the stream's queue (as
+// on a GPU it runs once the work before it is done); it is captured into graphs like a kernel.
+cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* user_data) {
+  CUEMU_ENTER();
+  if (!fn) return fail(cudaErrorInvalidValue);
+  CUstream_st* s = resolve(stream);
+  if (!s) return fail(cudaErrorInvalidResourceHandle);
+  return enqueue_locked(
+      s, [fn, user_data] { fn(user_data); }, "cudaLaunchHostFunc");
+}
+
 cudaError_t cudaStreamGetDevice(cudaStream_t stream, int* device) {
   CUEMU_ENTER();
   CUstream_st* s = resolve(stream);
