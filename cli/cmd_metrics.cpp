@@ -95,7 +95,9 @@ Command add_metrics_command(CLI::App& app) {
   at_least(cmd->add_option("--steps", c.final_steps, "Langevin steps of the drawn samples")
                ->capture_default_str(),
            0);
-  cmd->add_option("--range", c.plot_range, "Half-width of the grid box")->capture_default_str();
+  cmd->add_option("--range", c.plot_range,
+                  "Half-width of the grid box (default: the dataset's, as train: 2.5, checkerboard "
+                  "4.5)");
   cmd->add_option("--test-data", s->test_data,
                   "Test points, an .npy file (n, D) of the model's dimension: their NLL "
                   "(test_data_nll) under the model at T = sigma^2");
