@@ -97,39 +97,53 @@ void HmcChains::run_chainwise(const Energy& energy, int n_steps, const HmcSettin
     for (int i = 0; i < dim; ++i) g[i] *= inv_t_;
     return e * inv_t_;
   };
-  for_each_chain(n_, dim, 4, [&](int64_t r, float* scratch) {
-    float *x0 = &x_[r * dim], *g0 = &g_[r * dim];
-    float *x1 = scratch, *g1 = scratch + dim, *mom = scratch + 2 * dim, *z = scratch + 3 * dim;
-    float e0 = e_[r];
+  // The task's chains advance in lockstep, phase by phase: each chain's arithmetic is the
+  // batched path's, and the independent chains in every inner loop hide the latency of the
+  // leapfrog's dependent chain (a division and an energy per step), which one chain at a time
+  // exposes.
+  const int64_t tasks = (n_ + kChainsPerTask - 1) / kChainsPerTask;
+  parallel_for(tasks, [&](int64_t task) {
+    const int64_t r0 = task * kChainsPerTask, m = std::min(n_, r0 + kChainsPerTask) - r0;
+    float* scratch = thread_workspace(static_cast<std::size_t>(4 * dim + 2) * kChainsPerTask);
+    float *x1 = scratch, *g1 = x1 + kChainsPerTask * dim, *mom = g1 + kChainsPerTask * dim,
+          *z = mom + kChainsPerTask * dim, *e1 = z + kChainsPerTask * dim;
+    double h0[kChainsPerTask];
     for (int t = 0; t < n_steps; ++t) {
       const float h = hs.eps[t];
-      draws.normals(r, t, z);
-      double kinetic = 0;
-      for (int i = 0; i < dim; ++i) {
-        mom[i] = std::sqrt(mass[i]) * z[i];
-        kinetic += hmc_kinetic(mom[i], mass[i]);
-        x1[i] = x0[i];
-        g1[i] = g0[i];
-      }
-      const double h0 = static_cast<double>(e0) + kinetic;
-      float e1 = e0;
-      for (int l = 0; l < hs.n_leapfrog; ++l) {
+      for (int64_t c = 0; c < m; ++c) {
+        const int64_t r = r0 + c;
+        float *zc = z + c * dim, *mc = mom + c * dim;
+        draws.normals(r, t, zc);
+        double kinetic = 0;
         for (int i = 0; i < dim; ++i) {
-          mom[i] = hmc_half_kick(mom[i], h, g1[i]);
-          x1[i] = hmc_drift(x1[i], mom[i], h, mass[i]);
+          mc[i] = std::sqrt(mass[i]) * zc[i];
+          kinetic += hmc_kinetic(mc[i], mass[i]);
         }
-        e1 = evaluate_row(x1, g1);
-        for (int i = 0; i < dim; ++i) mom[i] = hmc_half_kick(mom[i], h, g1[i]);
+        std::copy_n(&x_[r * dim], dim, x1 + c * dim);
+        std::copy_n(&g_[r * dim], dim, g1 + c * dim);
+        h0[c] = static_cast<double>(e_[r]) + kinetic;
+        e1[c] = e_[r];
       }
-      kinetic = 0;
-      for (int i = 0; i < dim; ++i) kinetic += hmc_kinetic(mom[i], mass[i]);
-      const double log_alpha = hmc_log_alpha(h0, static_cast<double>(e1) + kinetic);
-      const bool ok = std::isfinite(e1) && all_finite(x1, dim) && all_finite(g1, dim);
-      const bool accept = ok && mcmc_accept(draws.uniform(r, t), log_alpha);
-      accepted_[r] += keep_if(accept, dim, x1, g1, e1, x0, g0, e0);
-      if (trace) trace[static_cast<int64_t>(t) * n_ + r] = e0;
+      for (int l = 0; l < hs.n_leapfrog; ++l) {
+        for (int64_t c = 0; c < m * dim; ++c) {
+          mom[c] = hmc_half_kick(mom[c], h, g1[c]);
+          x1[c] = hmc_drift(x1[c], mom[c], h, mass[c % dim]);
+        }
+        for (int64_t c = 0; c < m; ++c) e1[c] = evaluate_row(x1 + c * dim, g1 + c * dim);
+        for (int64_t c = 0; c < m * dim; ++c) mom[c] = hmc_half_kick(mom[c], h, g1[c]);
+      }
+      for (int64_t c = 0; c < m; ++c) {
+        const int64_t r = r0 + c;
+        const float *xc = x1 + c * dim, *gc = g1 + c * dim, *mc = mom + c * dim;
+        double kinetic = 0;
+        for (int i = 0; i < dim; ++i) kinetic += hmc_kinetic(mc[i], mass[i]);
+        const double log_alpha = hmc_log_alpha(h0[c], static_cast<double>(e1[c]) + kinetic);
+        const bool ok = std::isfinite(e1[c]) && all_finite(xc, dim) && all_finite(gc, dim);
+        const bool accept = ok && mcmc_accept(draws.uniform(r, t), log_alpha);
+        accepted_[r] += keep_if(accept, dim, xc, gc, e1[c], &x_[r * dim], &g_[r * dim], e_[r]);
+        if (trace) trace[static_cast<int64_t>(t) * n_ + r] = e_[r];
+      }
     }
-    e_[r] = e0;
   });
 }
 
