@@ -5,12 +5,13 @@
 // there. Only defined when the library is built with CUEBM_HAVE_CUDA (kernels/); plain C++
 // declarations, no CUDA header needed; callers use them behind `#if CUEBM_HAVE_CUDA`.
 //
-// On a GPU, device_average_ranks returns with the work queued on the stream (no wait), and the
-// two functions that return a value wait for it. In the emulated build (tests/cuda_emulation/)
-// all three first synchronise the stream, then run on the host through Thrust's CPP system,
-// so they return with the work done. device_sum and device_log_weight_stats synchronise the
-// stream, so they must not be called while the stream is being captured into a CUDA graph.
-// Errors inside Thrust arrive as CudaError naming the function.
+// On a GPU, device_average_ranks and device_gather_rows return with the work queued on the
+// stream (no wait); device_sum, device_log_weight_stats and device_column_sums return a value and
+// wait for it, so they must not be called while the stream is being captured into a CUDA graph.
+// In the emulated build (tests/cuda_emulation/) the functions that wait, and the ranks, first
+// synchronise the stream, then run on the host through Thrust's CPP system; the gather runs as a
+// host function in the stream's order (not capturable there). Errors inside Thrust arrive as
+// CudaError naming the function.
 #pragma once
 
 #include <cmath>

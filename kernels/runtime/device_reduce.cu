@@ -304,6 +304,13 @@ void device_gather_rows(const float* src, const int64_t* row_index, int64_t rows
     throw InvalidArgument("device_gather_rows: dim must be >= 1, got " + std::to_string(dim));
   if (rows == 0) return;
 #if CUEBM_CUDA_EMULATION
+  // The job is freed when it runs: a captured graph could replay it. (On a GPU, Thrust's gather
+  // is a plain kernel launch and may be captured.)
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  CUEBM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone)
+    throw InvalidArgument(
+        "device_gather_rows: the emulated backend cannot capture it into a graph");
   auto job = std::make_unique<GatherJob>(GatherJob{src, row_index, rows, dim, out});
   CUEBM_CUDA_CHECK(cudaLaunchHostFunc(stream, run_gather, job.get()));
   job.release();  // run_gather owns it now

@@ -95,6 +95,7 @@ uint64_t DeviceNegatives::ids_per_row() const { return static_cast<uint64_t>(rep
 
 void DeviceNegatives::run(float* x, int64_t rows, uint64_t first_chain, uint64_t step_offset,
                           bool init, cudaStream_t s) {
+  last_steps_ = init ? init_steps_ : k_steps_;
   // What McmcArgs and TemperingArgs share: the chain keys and this sampler's energy arrays.
   const auto set_chains = [&](auto& a) {
     a.dim = dim_;
@@ -141,7 +142,7 @@ void DeviceNegatives::run(float* x, int64_t rows, uint64_t first_chain, uint64_t
 }
 
 void DeviceNegatives::acceptance(int64_t rows, double* out, cudaStream_t s) const {
-  const int64_t tried = rows * k_steps_ * replicas_;
+  const int64_t tried = rows * last_steps_ * replicas_;
   acceptance_kernel<<<1, kSumThreads, 0, s>>>(accepted_.data(), rows * replicas_,
                                               static_cast<double>(tried), out);
   CUEBM_CUDA_CHECK_LAUNCH();

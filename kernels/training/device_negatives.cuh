@@ -28,7 +28,7 @@ class DeviceNegatives {
   // and steps step_offset + t, as McmcNegatives::run.
   void run(float* x, int64_t rows, uint64_t first_chain, uint64_t step_offset, bool init,
            cudaStream_t s);
-  // The last run's mean acceptance (accepted / tried, tried = rows * k_steps, times R for
+  // The last run's mean acceptance (accepted / tried, tried = rows * that run's steps, times R for
   // tempering: McmcNegatives::run's ratio) into *out (device).
   void acceptance(int64_t rows, double* out, cudaStream_t s) const;
   // Chain ids a row of the negatives uses: R for tempering, else 1.
@@ -38,6 +38,7 @@ class DeviceNegatives {
   const DeviceModel& m_;
   NegativeSampler kind_;
   int dim_, k_steps_, init_steps_;
+  int last_steps_ = 0;  // steps of the last run (k_steps_, or init_steps_ for the buffer)
   uint64_t seed_;
   // MALA: eta, noise coefficient and temperature per step, for k_steps and init_steps runs.
   DeviceBuffer<float> eta_, coef_, temperature_, init_eta_, init_coef_, init_temperature_;

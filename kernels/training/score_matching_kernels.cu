@@ -179,6 +179,7 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
     channels_ = sm_channel_counts(sm_row_params(options, 0), spec.input_dim, curved);
     row_floats_ = SmLayout::make(widths_.data(), n_lin_, channels_.T, channels_.S).total;
     stream_ = std::make_unique<Stream>();
+    CUEBM_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
     // On the loss's stream, waited for here: a plain cudaMemcpy from pageable memory may land
     // after work queued on another (non-blocking) stream, such as a caller's.
     widths_d_.resize(widths_.size());
@@ -192,6 +193,12 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
     loss_d_.resize(1);
     loss_h_.resize(1);
     if (max_rows > 0) reserve(max_rows);
+  }
+
+  CudaScoreLossImpl(const CudaScoreLossImpl&) = delete;
+  CudaScoreLossImpl& operator=(const CudaScoreLossImpl&) = delete;
+  ~CudaScoreLossImpl() override {
+    if (done_) cudaEventDestroy(done_);  // nothing to report errors to from a destructor
   }
 
   std::unique_ptr<CudaScoreLoss> clone() const override {
@@ -217,6 +224,7 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
     const DeviceGuard guard(device_);
     reserve(n);
     const cudaStream_t s = stream_->get();
+    after_previous_evaluation(s);
     CUEBM_CUDA_CHECK(
         cudaMemcpyAsync(params_d_.data(), params, params_d_.bytes(), cudaMemcpyHostToDevice, s));
     CUEBM_CUDA_CHECK(cudaMemcpyAsync(x_d_.data(), x,
@@ -236,6 +244,7 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
   double evaluate_device(const float* params, const float* x, int64_t n, uint64_t iteration,
                          float* grad, cudaStream_t stream, double* loss_out) override {
     const DeviceGuard guard(device_);
+    after_previous_evaluation(stream);
     enqueue(params, x, n, iteration, grad, loss_out ? loss_out : loss_d_.data(), stream);
     if (loss_out) return std::numeric_limits<double>::quiet_NaN();
     CUEBM_CUDA_CHECK(cudaMemcpyAsync(loss_h_.data(), loss_d_.data(), sizeof(double),
@@ -245,6 +254,13 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
   }
 
  private:
+  // The workspace is shared by every evaluation: one may still be queued on another stream (an
+  // evaluate_on_device that returned without waiting), so stream s waits for its end (an event,
+  // no host wait; legal during capture).
+  void after_previous_evaluation(cudaStream_t s) {
+    CUEBM_CUDA_CHECK(cudaStreamWaitEvent(s, done_, 0));
+  }
+
   // The whole evaluation on stream s: transpose, the row chunks (and their group sums), then
   // the gradient and the loss. n <= reserved_.
   void enqueue(const float* params, const float* x, int64_t n, uint64_t iteration, float* grad,
@@ -296,6 +312,7 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
     }
     sm_loss_kernel<<<1, kMaxGroups, 0, s>>>(row_loss_d_.data(), n, per_group, loss);
     CUEBM_CUDA_CHECK_LAUNCH();
+    CUEBM_CUDA_CHECK(cudaEventRecord(done_, s));
   }
 
   MlpSpec spec_;
@@ -308,6 +325,7 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
   int64_t row_floats_ = 0;
   int64_t reserved_ = 0, chunk_ = 0, ld_ = 0;
   std::unique_ptr<Stream> stream_;
+  cudaEvent_t done_ = nullptr;  // recorded after each evaluation's last kernel
   DeviceBuffer<int> widths_d_;
   DeviceBuffer<float> wt_d_, partials_d_, params_d_, grad_d_;
   DeviceBuffer<float> scratch_d_, row_grad_d_, row_loss_d_, x_d_;
