@@ -110,14 +110,16 @@ class MALA(_McmcSampler):
         self.noise_scale = noise_scale
 
     def sample(self, x=None, dim=None, n_steps=100, n_samples=1, return_diagnostics=False, *,
-               seed=None, step_offset=None, first_chain=0):
+               seed=None, step_offset=None, first_chain=0, chunk_steps=0):
         """Final samples (n, dim); with return_diagnostics (samples, info) where info also has
-        the energy trace (n_steps, n) and its split R-hat and bulk ESS."""
+        the energy trace (n_steps, n) and its split R-hat and bulk ESS. Ctrl-C stops a long run
+        between chunks of chunk_steps steps (0: about 50 ms of work each; KeyboardInterrupt);
+        the chunks give the same bits as one run."""
         a, like, n = self._start(x, dim, n_samples)
         seed, offset = self._keys(seed, step_offset, n_steps)
         r = _cuebm.mala_sample(self.energy_function._impl, a, n, self.step_size,
                                self.noise_scale, n_steps, seed, offset, first_chain,
-                               return_diagnostics, self.device)
+                               return_diagnostics, self.device, chunk_steps)
         return self._finish(r, like, return_diagnostics)
 
 
@@ -138,8 +140,9 @@ class HamiltonianMonteCarlo(_McmcSampler):
             self.mass = [float(m) for m in mass]
 
     def sample(self, x=None, dim=None, n_steps=100, n_samples=1, return_trajectory=False,
-               return_diagnostics=False, *, seed=None, step_offset=None, first_chain=0):
-        """As MALA.sample. Trajectories are not kept by cuEBM's HMC (NotImplementedError)."""
+               return_diagnostics=False, *, seed=None, step_offset=None, first_chain=0,
+               chunk_steps=0):
+        """As MALA.sample (chunk_steps too). Trajectories are not kept by cuEBM's HMC (NotImplementedError)."""
         if return_trajectory:
             raise NotImplementedError("cuEBM's HMC does not keep trajectories; sample in pieces "
                                       "with step_offset to record states")
@@ -147,7 +150,7 @@ class HamiltonianMonteCarlo(_McmcSampler):
         seed, offset = self._keys(seed, step_offset, n_steps)
         r = _cuebm.hmc_sample(self.energy_function._impl, a, n, self.step_size,
                               self.n_leapfrog_steps, self.mass, n_steps, seed, offset,
-                              first_chain, return_diagnostics, self.device)
+                              first_chain, return_diagnostics, self.device, chunk_steps)
         return self._finish(r, like, return_diagnostics)
 
 

@@ -5,6 +5,10 @@
 
 namespace nb = nanobind;
 
+namespace cuebm {
+struct McmcResult;
+}
+
 namespace cuebm::python {
 
 void bind_errors(nb::module_& m);
@@ -20,5 +24,8 @@ void bind_metrics(nb::module_& m);
 void bind_io(nb::module_& m);
 void bind_stream_api(nb::module_& m);
 void bind_testing(nb::module_& m);
+
+// The dict a MALA or HMC binding returns for a result of n_steps steps (mcmc.cpp).
+nb::dict mcmc_result(cuebm::McmcResult&& r, int n_steps, bool diagnostics);
 
 }  // namespace cuebm::python

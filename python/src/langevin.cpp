@@ -9,29 +9,13 @@
 
 #include "arrays.hpp"
 #include "bindings.hpp"
-#include "cuebm/models/mlp.hpp"
+#include "chunking.hpp"
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
 #include "interrupt.hpp"
 
 namespace cuebm::python {
 namespace {
-
-// Chain steps x multiply-adds per row in one chunk: about 20-50 ms on one CPU core.
-constexpr double kChunkWork = 2e9;
-
-// A schedule whose value never changes can be split between calls (schedules restart at
-// every call, so a changing one cannot).
-bool is_constant(const Schedule& s) {
-  return s.kind() == Schedule::Kind::kConstant && s.value(0) == s.start();
-}
-
-int auto_chunk_steps(const Energy& energy, int64_t n_chains) {
-  const auto* mlp = dynamic_cast<const Mlp*>(&energy);
-  const double per_row = mlp ? 3.0 * static_cast<double>(mlp->forward_macs()) : 20.0 * energy.dim();
-  const double steps = kChunkWork / (per_row * static_cast<double>(std::max<int64_t>(n_chains, 1)));
-  return static_cast<int>(std::clamp(steps, 1.0, 1e9));
-}
 
 template <class T>
 void append(std::vector<T>& to, const std::vector<T>& from) {
@@ -60,8 +44,8 @@ nb::dict langevin_sample_py(const Energy& energy, std::optional<AnyArray> x0, in
   const Device where = parse_device(device);
   if (n_steps < 0) throw InvalidArgument("n_steps must be >= 0, got " + std::to_string(n_steps));
 
-  int chunk = chunk_steps > 0 ? chunk_steps : auto_chunk_steps(energy, n_chains);
-  if (!is_constant(step_size) || !is_constant(noise_scale)) chunk = n_steps;
+  int chunk = chunk_length(chunk_steps, auto_chunk_steps(energy, n_chains),
+                           is_constant(step_size) && is_constant(noise_scale), n_steps);
   if (thin > 0) chunk = std::max(thin, chunk / thin * thin);  // keep thinning aligned
   chunk = std::max(1, std::min(chunk, std::max(n_steps, 1)));
 

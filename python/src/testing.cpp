@@ -10,6 +10,7 @@
 #include "cuebm/models/mlp.hpp"
 #include "cuebm/runtime/error.hpp"
 #include "cuebm/sampling/langevin.hpp"
+#include "cuebm/sampling/mcmc.hpp"
 #include "cuebm/training/score_matching.hpp"
 #include "options.hpp"
 
@@ -110,6 +111,40 @@ void bind_testing(nb::module_& root) {
       nb::arg("energy"), nb::arg("n_chains"), nb::arg("n_steps"), nb::arg("step_size"),
       nb::arg("noise_scale"), nb::arg("seed"), nb::arg("thin") = 0, nb::arg("diagnostics") = false,
       "One langevin_sample call from N(0, I), in C++ (no chunks).");
+  m.def(
+      "mcmc_reference",
+      [](const Energy& energy, const std::string& sampler, int64_t n_chains, int n_steps,
+         float step_size, float noise_scale, int n_leapfrog, uint64_t seed, uint64_t step_offset,
+         bool diagnostics) {
+        McmcResult r;
+        if (sampler == "mala") {
+          MalaOptions o;
+          o.step_size = step_size;
+          o.noise_scale = noise_scale;
+          o.n_steps = n_steps;
+          o.seed = seed;
+          o.step_offset = step_offset;
+          o.diagnostics = diagnostics;
+          r = mala_sample(energy, nullptr, n_chains, o);
+        } else if (sampler == "hmc") {
+          HmcOptions o;
+          o.step_size = step_size;
+          o.n_leapfrog = n_leapfrog;
+          o.n_steps = n_steps;
+          o.seed = seed;
+          o.step_offset = step_offset;
+          o.diagnostics = diagnostics;
+          r = hmc_sample(energy, nullptr, n_chains, o);
+        } else {
+          throw InvalidArgument("mcmc_reference: sampler must be mala or hmc, got " + sampler);
+        }
+        return mcmc_result(std::move(r), n_steps, diagnostics);
+      },
+      nb::arg("energy"), nb::arg("sampler"), nb::arg("n_chains"), nb::arg("n_steps"),
+      nb::arg("step_size"), nb::arg("noise_scale") = 1.0f, nb::arg("n_leapfrog") = 10,
+      nb::arg("seed") = 0, nb::arg("step_offset") = 0, nb::arg("diagnostics") = false,
+      "One mala_sample or hmc_sample call (sampler 'mala' or 'hmc') from N(0, I), in C++ (no "
+      "chunks); returns mala_sample's dict.");
   m.def(
       "time_energy",
       [](const Energy& energy, const AnyArray& x, int reps) {

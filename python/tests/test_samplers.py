@@ -84,6 +84,67 @@ def test_mcmc_equals_the_command_line(cli, tmp_path, mlp, sampler):
     assert 0 < s.last_info["mean_acceptance"] <= 1
 
 
+MCMC_KEYS = ("samples", "energy", "acceptance", "mean_acceptance", "temperature",
+             "energy_trace", "energy_rhat", "energy_ess")
+
+
+@pytest.mark.parametrize("energy", ["mlp", "gaussian"])
+@pytest.mark.parametrize("sampler", ["mala", "hmc"])
+@pytest.mark.parametrize("chunk_steps", [1, 3, 7, 40])
+def test_mcmc_in_chunks_equals_one_cpp_call(mlp, energy, sampler, chunk_steps):
+    # 40 steps in chunks of 1, 3 (a shorter last chunk), 7 and 40 (one call) against one
+    # mala_sample / hmc_sample call in C++: states, energies, the per-chain acceptance
+    # gathered from the chunks' counts, and the diagnostics of the whole trace, bit for bit.
+    e = mlp if energy == "mlp" else cuebm.GaussianEnergy(np.zeros(2), np.diag([0.5, 2.0]))
+    # Steps large enough that some proposals are rejected (the MLP's energy is nearly flat).
+    step = {("mala", "mlp"): 4.0, ("mala", "gaussian"): 0.5, ("hmc", "mlp"): 3.0,
+            ("hmc", "gaussian"): 1.0}[sampler, energy]
+    leapfrog = 3
+    ref = _cuebm.testing.mcmc_reference(e._impl, sampler, 64, 40, step, 0.7, leapfrog, 11, 5,
+                                        True)
+    if sampler == "mala":
+        s = cuebm.MALA(e, step_size=step, noise_scale=0.7)
+    else:
+        s = cuebm.HamiltonianMonteCarlo(e, step_size=step, n_leapfrog_steps=leapfrog)
+    x, info = s.sample(dim=2, n_steps=40, n_samples=64, return_diagnostics=True, seed=11,
+                       step_offset=5, chunk_steps=chunk_steps)
+    np.testing.assert_array_equal(x, ref["samples"])
+    for key in MCMC_KEYS[1:]:
+        np.testing.assert_array_equal(info[key], ref[key], err_msg=key)
+    # Some proposals rejected and some accepted, so the gathered counts are tested.
+    assert 0 < info["mean_acceptance"] < 1
+    assert len(np.unique(info["acceptance"])) > 1
+    plain = s.sample(dim=2, n_steps=40, n_samples=64, seed=11, step_offset=5,
+                     chunk_steps=chunk_steps)
+    np.testing.assert_array_equal(plain, ref["samples"])
+
+
+def test_mcmc_from_given_states_in_chunks(mlp, rng):
+    x0 = rng.standard_normal((30, 2)).astype(np.float32)
+    s = cuebm.MALA(mlp, step_size=0.05, noise_scale=0.5)
+    one = s.sample(x=x0, n_steps=25, seed=4, chunk_steps=25)
+    np.testing.assert_array_equal(s.sample(x=x0, n_steps=25, seed=4, chunk_steps=4), one)
+    two = s.sample(x=s.sample(x=x0, n_steps=10, seed=4), n_steps=15, seed=4, step_offset=10)
+    np.testing.assert_array_equal(two, one)
+
+
+@pytest.mark.parametrize("sampler", ["mala", "hmc"])
+def test_ctrl_c_interrupts_a_long_mcmc_run(mlp, sampler):
+    # A run of 30-60 s stopped after 0.3 s: KeyboardInterrupt within a chunk of 20 steps (a
+    # few ms); without the checks between chunks it would be raised only at the end.
+    if sampler == "mala":
+        s = cuebm.MALA(mlp, 0.01, 0.1)
+    else:
+        s = cuebm.HamiltonianMonteCarlo(mlp, 0.01, n_leapfrog_steps=2)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        s.sample(dim=2, n_steps=2_000_000, n_samples=64, chunk_steps=20)
+    assert time.perf_counter() - t0 < 5
+    timer.join()
+
+
 def test_mala_and_hmc_sample_a_gaussian_exactly():
     # Variance 1 target; a large step that biases unadjusted Langevin by 33% (eta = 0.5:
     # 1 / (1 - eta / 2) = 1.33). 4000 chains: the standard error of a variance is
