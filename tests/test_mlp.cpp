@@ -52,7 +52,8 @@ struct Arch {
 };
 // The tutorial net, widths that are not multiples of 4 or 16, one hidden layer, three layers.
 const std::vector<Arch>& Architectures() {
-  static const std::vector<Arch> kArchs = {{2, {64, 64}}, {3, {17, 5}}, {5, {32}}, {2, {8, 8, 8}}};
+  static const std::vector<Arch> kArchs = {
+      {2, {64, 64}}, {3, {17, 5}}, {5, {32}}, {2, {8, 8, 8}}, {6, {20, 37}}};
   return kArchs;
 }
 
@@ -528,6 +529,58 @@ TEST(MlpParameterGradient, ZeroCoefficientsEqualTheSubset) {
   // full vs subset directly: only the summation order differs.
   const std::vector<double> subset_d = ref::to_double(subset);
   EXPECT_TRUE(AllClose(full.data(), subset_d.data(), mag.data(), full.size(), atol, 1e-4));
+}
+
+// The fused pass must equal its two-call definition exactly: same blocks, same chunks, same
+// order of every sum. Coefficients depend on the energy and on the row, as CD's do.
+TEST(MlpParameterGradient, FusedEnergyPassEqualsEnergyThenParameterGradientBitForBit) {
+  uint64_t seed = 900;
+  for (const MlpSpec& spec :
+       {MlpSpec{2, {64, 64}, Activation::kReLU}, MlpSpec{6, {20, 37}, Activation::kSiLU},
+        MlpSpec{3, {17, 5}, Activation::kGELU}}) {
+    for (Activation act : kActivations) {
+      MlpSpec s = spec;
+      s.activation = act;
+      const Mlp mlp(s, seed++);
+      // 3000 rows: 94 blocks, so chunks hold two blocks each and the tail block is partial.
+      for (int64_t n : {int64_t{1}, int64_t{31}, int64_t{257}, int64_t{3000}}) {
+        SCOPED_TRACE(mlp.name() + ", batch " + std::to_string(n));
+        const std::vector<float> x = RandomNormal(n * s.input_dim, 1.5, seed++);
+        const int64_t half = n / 2;
+        const auto coefficient = [&](int64_t row, float e) {
+          return (row < half ? 1.0f : -1.0f) / static_cast<float>(n) + 0.25f * e;
+        };
+        std::vector<float> e_ref(n), c(n), g_ref(mlp.num_parameters());
+        mlp.energy(x.data(), n, e_ref.data());
+        for (int64_t i = 0; i < n; ++i) c[i] = coefficient(i, e_ref[i]);
+        mlp.parameter_gradient(x.data(), n, c.data(), g_ref.data());
+
+        std::vector<float> e(n, kNaN), g(mlp.num_parameters(), kNaN);
+        mlp.energy_and_parameter_gradient(
+            x.data(), n,
+            [&](int64_t row0, int rows, const float* eb, float* cb) {
+              for (int r = 0; r < rows; ++r) cb[r] = coefficient(row0 + r, eb[r]);
+            },
+            e.data(), g.data());
+        EXPECT_EQ(std::memcmp(e.data(), e_ref.data(), n * sizeof(float)), 0) << "energies";
+        EXPECT_EQ(std::memcmp(g.data(), g_ref.data(), g.size() * sizeof(float)), 0) << "gradient";
+      }
+    }
+  }
+}
+
+TEST(MlpParameterGradient, FusedEnergyPassRejectsBadInput) {
+  const Mlp mlp(MlpSpec{2, {8}, Activation::kTanh}, 3);
+  std::vector<float> x(8, 0.5f), e(4), g(mlp.num_parameters());
+  const auto unit = [](int64_t, int rows, const float*, float* c) { std::fill_n(c, rows, 1.0f); };
+  ExpectInvalid([&] { mlp.energy_and_parameter_gradient(nullptr, 4, unit, e.data(), g.data()); },
+                {"null pointer"});
+  ExpectInvalid([&] { mlp.energy_and_parameter_gradient(x.data(), 4, unit, nullptr, g.data()); },
+                {"null pointer"});
+  ExpectInvalid([&] { mlp.energy_and_parameter_gradient(x.data(), 4, unit, e.data(), nullptr); },
+                {"null pointer"});
+  ExpectInvalid([&] { mlp.energy_and_parameter_gradient(x.data(), 0, unit, e.data(), g.data()); },
+                {"got 0"});
 }
 
 TEST(MlpThreads, ResultsAreBitwiseIdenticalForOneAndTwoThreads) {

@@ -97,11 +97,8 @@ void Mlp::block_parameter_gradient(const float* x_t, const float* coeff, float* 
   detail::mlp_block_backward(args, x_t, coeff, nullptr, grad, work);
 }
 
-void Mlp::parameter_gradient(const float* x, int64_t n, const float* coeff, float* grad) const {
-  if (n < 1)
-    throw InvalidArgument("Mlp::parameter_gradient: batch must have >= 1 rows, got " +
-                          std::to_string(n));
-  if (!x || !coeff || !grad) throw InvalidArgument("Mlp::parameter_gradient: null pointer");
+template <class Block>
+void Mlp::reduce_parameter_gradient(const float* x, int64_t n, float* grad, Block&& block) const {
   const int d = dim();
   const std::size_t p = num_parameters();
   // Chunks of blocks fixed by n alone, each with its own partial sum, reduced in order:
@@ -117,17 +114,51 @@ void Mlp::parameter_gradient(const float* x, int64_t n, const float* coeff, floa
     std::fill(acc, acc + p, 0.0f);
     float* scratch = detail::thread_workspace(layout_->floats + (d + 1) * kRowBlock);
     float* x_t = scratch + layout_->floats;
-    float* c_t = x_t + d * kRowBlock;
     for (int64_t b = c * per_chunk; b < std::min(blocks, (c + 1) * per_chunk); ++b) {
-      const int64_t row0 = b * kRowBlock, rows = std::min<int64_t>(kRowBlock, n - row0);
+      const int64_t row0 = b * kRowBlock;
+      const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, n - row0));
       detail::load_block(x, row0, rows, d, x_t);
-      for (int r = 0; r < kRowBlock; ++r) c_t[r] = r < rows ? coeff[row0 + r] : 0.0f;
-      block_parameter_gradient(x_t, c_t, acc, scratch);
+      block(row0, rows, x_t, acc, scratch);
     }
   });
   std::copy(partials, partials + p, grad);
   for (int64_t c = 1; c < chunks; ++c)
     for (std::size_t i = 0; i < p; ++i) grad[i] += partials[c * p + i];
+}
+
+void Mlp::parameter_gradient(const float* x, int64_t n, const float* coeff, float* grad) const {
+  if (n < 1)
+    throw InvalidArgument("Mlp::parameter_gradient: batch must have >= 1 rows, got " +
+                          std::to_string(n));
+  if (!x || !coeff || !grad) throw InvalidArgument("Mlp::parameter_gradient: null pointer");
+  const int d = dim();
+  reduce_parameter_gradient(
+      x, n, grad, [&](int64_t row0, int rows, const float* x_t, float* acc, float* scratch) {
+        float* c_t = scratch + layout_->floats + d * kRowBlock;
+        for (int r = 0; r < kRowBlock; ++r) c_t[r] = r < rows ? coeff[row0 + r] : 0.0f;
+        block_parameter_gradient(x_t, c_t, acc, scratch);
+      });
+}
+
+void Mlp::energy_and_parameter_gradient(const float* x, int64_t n, RowCoefficients coefficients,
+                                        float* e, float* grad) const {
+  if (n < 1)
+    throw InvalidArgument("Mlp::energy_and_parameter_gradient: batch must have >= 1 rows, got " +
+                          std::to_string(n));
+  if (!x || !e || !grad) throw InvalidArgument("Mlp::energy_and_parameter_gradient: null pointer");
+  const int d = dim();
+  const auto args = block_args(widths_, *layout_, params_.data(), weight_offsets_, bias_offsets_,
+                               spec_.activation);
+  reduce_parameter_gradient(
+      x, n, grad, [&](int64_t row0, int rows, const float* x_t, float* acc, float* scratch) {
+        float* c_t = scratch + layout_->floats + d * kRowBlock;
+        float e_t[kRowBlock];
+        detail::mlp_block_forward(args, x_t, e_t, scratch);
+        std::copy_n(e_t, rows, e + row0);
+        coefficients(row0, rows, e_t, c_t);
+        std::fill(c_t + rows, c_t + kRowBlock, 0.0f);
+        detail::mlp_block_backward(args, x_t, c_t, nullptr, acc, scratch);
+      });
 }
 
 }  // namespace cuebm

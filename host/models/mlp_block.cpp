@@ -1,6 +1,7 @@
 #include "host/models/mlp_block.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "kernels/models/activation.cuh"
 
@@ -23,33 +24,68 @@ inline Vec load_vec(const float* p) {
 }
 inline void store_vec(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); }
 
-// dst[o + q][r] = bias[o + q] + sum_k M(o + q, k) src[k][r] for q < OB, with
-// M(o, k) = m[o * so + k * sk]. OB outputs x V vectors of accumulators stay in registers and
-// every loaded source vector feeds OB FMAs.
-template <int OB>
-void matmul_tile(const float* m, int so, int sk, int o, int n_in, const float* bias,
-                 const float* src, float* dst) {
-  Vec acc[OB][V];
+// Hands bias[o + q] + sum_k M(o + q, k) src[k][r] for q < OB and the rows r of the vectors
+// v0 .. v0 + VB - 1 to store(o + q, v, value), with M(o, k) = m[o * so + k * sk]. The OB x VB
+// accumulators stay in registers; each sum runs over k in order whatever the tile shape.
+template <int OB, int VB, class Store>
+void matmul_tile(const float* m, int so, int sk, int o, int v0, int n_in, const float* bias,
+                 const float* src, Store& store) {
+  Vec acc[OB][VB];
   for (int q = 0; q < OB; ++q)
-    for (int v = 0; v < V; ++v) acc[q][v] = Vec{} + (bias ? bias[o + q] : 0.0f);
+    for (int v = 0; v < VB; ++v) acc[q][v] = Vec{} + (bias ? bias[o + q] : 0.0f);
   for (int k = 0; k < n_in; ++k) {
-    Vec s[V];
-    for (int v = 0; v < V; ++v) s[v] = load_vec(src + k * R + v * kLanes);
+    Vec s[VB];
+    for (int v = 0; v < VB; ++v) s[v] = load_vec(src + k * R + (v0 + v) * kLanes);
     for (int q = 0; q < OB; ++q) {
       const float w = m[(o + q) * so + k * sk];
-      for (int v = 0; v < V; ++v) acc[q][v] += w * s[v];
+      for (int v = 0; v < VB; ++v) acc[q][v] += w * s[v];
     }
   }
   for (int q = 0; q < OB; ++q)
-    for (int v = 0; v < V; ++v) store_vec(dst + (o + q) * R + v * kLanes, acc[q][v]);
+    for (int v = 0; v < VB; ++v) store(o + q, v0 + v, acc[q][v]);
 }
 
+// Wide layers in tiles of 16 outputs x one vector of rows: each weight feeds one FMA, so the
+// compiler folds its broadcast into the FMA (a separate broadcast costs an FP-pipe slot).
+template <class Store>
 void matmul_block(const float* m, int so, int sk, int n_out, int n_in, const float* bias,
-                  const float* src, float* dst) {
+                  const float* src, Store&& store) {
   int o = 0;
-  for (; o + 8 <= n_out; o += 8) matmul_tile<8>(m, so, sk, o, n_in, bias, src, dst);
-  for (; o + 4 <= n_out; o += 4) matmul_tile<4>(m, so, sk, o, n_in, bias, src, dst);
-  for (; o < n_out; ++o) matmul_tile<1>(m, so, sk, o, n_in, bias, src, dst);
+  for (; o + 16 <= n_out; o += 16)
+    for (int v = 0; v < V; ++v) matmul_tile<16, 1>(m, so, sk, o, v, n_in, bias, src, store);
+  for (; o + 8 <= n_out; o += 8) matmul_tile<8, V>(m, so, sk, o, 0, n_in, bias, src, store);
+  for (; o + 4 <= n_out; o += 4) matmul_tile<4, V>(m, so, sk, o, 0, n_in, bias, src, store);
+  for (; o < n_out; ++o) matmul_tile<1, V>(m, so, sk, o, 0, n_in, bias, src, store);
+}
+
+// f(z) and f'(z) of a whole vector. ReLU's are written as vector selects: the compiler does not
+// vectorise a 16-lane loop over the scalar forms by itself.
+template <Activation A>
+Vec activate_vec(Vec z) {
+  if constexpr (A == Activation::kReLU) {
+    return z > 0.0f ? z : Vec{};
+  } else {
+    float lanes[kLanes];
+    store_vec(lanes, z);
+    for (float& v : lanes) v = activate<A>(v);
+    return load_vec(lanes);
+  }
+}
+template <Activation A>
+Vec activate_derivative_vec(Vec z) {
+  if constexpr (A == Activation::kReLU) {
+    return z > 0.0f ? Vec{} + 1.0f : Vec{};
+  } else {
+    float lanes[kLanes];
+    store_vec(lanes, z);
+    for (float& v : lanes) v = activate_derivative<A>(v);
+    return load_vec(lanes);
+  }
+}
+
+// Stores a matmul's output as is: dst[row][r].
+auto store_to(float* dst) {
+  return [dst](int row, int v, Vec value) { store_vec(dst + row * R + v * kLanes, value); };
 }
 
 template <Activation A>
@@ -61,41 +97,97 @@ void forward_impl(const MlpBlockArgs& a, const float* x_t, float* e, float* work
     const float* w = a.params + a.weight_offset[l];
     const float* b = a.params + a.bias_offset[l];
     if (l + 1 == n_lin) {
-      matmul_block(w, in, 1, out, in, b, src, e);
+      matmul_block(w, in, 1, out, in, b, src, store_to(e));
       break;
     }
     float* z = work + a.layout.pre[l + 1];
     float* h = work + a.layout.act[l + 1];
-    matmul_block(w, in, 1, out, in, b, src, z);
-    for (int i = 0; i < out * R; ++i) h[i] = activate<A>(z[i]);
+    // z, and the activation h = f(z) while z is in registers.
+    matmul_block(w, in, 1, out, in, b, src, [z, h](int row, int v, Vec value) {
+      store_vec(z + row * R + v * kLanes, value);
+      store_vec(h + row * R + v * kLanes, activate_vec<A>(value));
+    });
+  }
+}
+
+// The 16 x 16 transpose of rows[0..16) in four butterfly stages: stage S swaps the off-diagonal
+// S x S blocks of every 2S x 2S diagonal block.
+constexpr int butterfly_lane(int s, bool upper, int lane) {
+  const int base = lane / (2 * s) * 2 * s + (upper ? s : 0), w = lane % (2 * s);
+  return w < s ? base + w : kLanes + base + w - s;
+}
+template <int S, bool Upper, int... L>
+Vec butterfly(Vec a, Vec b, std::integer_sequence<int, L...>) {
+  return __builtin_shufflevector(a, b, butterfly_lane(S, Upper, L)...);
+}
+template <int S>
+void butterfly_stage(Vec* rows) {
+  constexpr auto lanes = std::make_integer_sequence<int, kLanes>{};
+  for (int i = 0; i < kLanes; ++i)
+    if ((i & S) == 0) {
+      const Vec lo = butterfly<S, false>(rows[i], rows[i + S], lanes);
+      const Vec hi = butterfly<S, true>(rows[i], rows[i + S], lanes);
+      rows[i] = lo;
+      rows[i + S] = hi;
+    }
+}
+
+// src_t[r][i] = src[i][r] for a feature-major block src (in x R): whole 16 x 16 tiles through
+// registers, the inputs past the last whole tile one by one.
+void transpose_block(const float* src, int in, float* src_t) {
+  const int in_tiles = in - in % kLanes;
+  for (int i0 = 0; i0 < in_tiles; i0 += kLanes)
+    for (int r0 = 0; r0 < R; r0 += kLanes) {
+      Vec rows[kLanes];
+      for (int k = 0; k < kLanes; ++k) rows[k] = load_vec(src + (i0 + k) * R + r0);
+      butterfly_stage<8>(rows);
+      butterfly_stage<4>(rows);
+      butterfly_stage<2>(rows);
+      butterfly_stage<1>(rows);
+      for (int k = 0; k < kLanes; ++k) store_vec(src_t + (r0 + k) * in + i0, rows[k]);
+    }
+  for (int i = in_tiles; i < in; ++i)
+    for (int r = 0; r < R; ++r) src_t[r * in + i] = src[i * R + r];
+}
+
+// gw[j + q][i .. i + 16) += sum_r delta[j + q][r] src_t[r][i .. i + 16) for q < JB, each sum in
+// r order.
+template <int JB>
+void accumulate_weight_rows(const float* delta, const float* src_t, int j, int in, int in_vec,
+                            float* gw) {
+  for (int i = 0; i < in_vec; i += kLanes) {
+    Vec acc[JB];
+    for (int q = 0; q < JB; ++q) acc[q] = load_vec(gw + (j + q) * in + i);
+    for (int r = 0; r < R; ++r) {
+      const Vec s = load_vec(src_t + r * in + i);
+      for (int q = 0; q < JB; ++q) acc[q] += delta[(j + q) * R + r] * s;
+    }
+    for (int q = 0; q < JB; ++q) store_vec(gw + (j + q) * in + i, acc[q]);
   }
 }
 
 // param_grad[W_l] += delta (out x R) . src^T (in x R); param_grad[b_l] += row sums of delta.
 // src is transposed first (src_t: R x in) so the update of a weight row is a vector FMA over
-// its inputs, four weight rows at a time.
+// its inputs. Every element is summed over r in order, whatever the tiling.
 void accumulate_layer_gradient(const float* delta, const float* src, int out, int in, float* gw,
                                float* gb, float* src_t) {
-  for (int i = 0; i < in; ++i)
-    for (int r = 0; r < R; ++r) src_t[r * in + i] = src[i * R + r];
-  for (int j = 0; j < out; ++j) {
+  transpose_block(src, in, src_t);
+  int j = 0;
+  for (; j + 8 <= out; j += 8) {  // eight independent sums hide the add latency
+    float sb[8] = {};
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < 8; ++q) sb[q] += delta[(j + q) * R + r];
+    for (int q = 0; q < 8; ++q) gb[j + q] += sb[q];
+  }
+  for (; j < out; ++j) {
     float sb = 0.0f;
     for (int r = 0; r < R; ++r) sb += delta[j * R + r];
     gb[j] += sb;
   }
   const int in_vec = in - in % kLanes;
-  int j = 0;
-  for (; j + 4 <= out; j += 4) {
-    for (int i = 0; i < in_vec; i += kLanes) {
-      Vec acc[4];
-      for (int q = 0; q < 4; ++q) acc[q] = load_vec(gw + (j + q) * in + i);
-      for (int r = 0; r < R; ++r) {
-        const Vec s = load_vec(src_t + r * in + i);
-        for (int q = 0; q < 4; ++q) acc[q] += delta[(j + q) * R + r] * s;
-      }
-      for (int q = 0; q < 4; ++q) store_vec(gw + (j + q) * in + i, acc[q]);
-    }
-  }
+  j = 0;
+  for (; j + 8 <= out; j += 8) accumulate_weight_rows<8>(delta, src_t, j, in, in_vec, gw);
+  for (; j + 4 <= out; j += 4) accumulate_weight_rows<4>(delta, src_t, j, in, in_vec, gw);
   // The rest: the last out % 4 rows, and the inputs past the last whole vector.
   for (int jj = 0; jj < out; ++jj)
     for (int i = (jj < j ? in_vec : 0); i < in; ++i) {
@@ -120,12 +212,15 @@ void backward_impl(const MlpBlockArgs& a, const float* x_t, const float* out_wei
       accumulate_layer_gradient(delta, src, out, in, param_grad + a.weight_offset[l],
                                 param_grad + a.bias_offset[l], work + a.layout.transposed);
     if (l == 0) {
-      if (grad_t) matmul_block(w, 1, in, in, out, nullptr, delta, grad_t);
+      if (grad_t) matmul_block(w, 1, in, in, out, nullptr, delta, store_to(grad_t));
       break;
     }
-    matmul_block(w, 1, in, in, out, nullptr, delta, next);
+    // next = (W^T delta) * f'(z), the product taken while W^T delta is in registers.
     const float* z = work + a.layout.pre[l];
-    for (int i = 0; i < in * R; ++i) next[i] *= activate_derivative<A>(z[i]);
+    matmul_block(w, 1, in, in, out, nullptr, delta, [z, next](int row, int v, Vec value) {
+      const Vec derivative = activate_derivative_vec<A>(load_vec(z + row * R + v * kLanes));
+      store_vec(next + row * R + v * kLanes, value * derivative);
+    });
     std::swap(delta, next);
   }
 }

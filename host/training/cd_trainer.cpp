@@ -186,7 +186,6 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
   neg_.resize(max_batch * d);
   both_.resize(2 * max_batch * d);
   energies_.resize(2 * max_batch);
-  coeff_.resize(2 * max_batch);
   grad_.resize(model.num_parameters());
   start_rows_.resize(max_batch);
   refresh_rows_.resize(max_batch);
@@ -379,11 +378,19 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
 
   std::copy_n(batch, rows * d, both_.data());
   std::copy_n(neg_.data(), rows * d, both_.data() + rows * d);
-  model_.energy(both_.data(), 2 * rows, energies_.data());
+  // The loss gradient sum_i c_i dE(x_i)/dtheta with c_i from E(x_i), in the energies' pass;
+  // it is discarded below when the loss is not finite.
+  const float inv_n = 1.0f / static_cast<float>(rows);
+  const float wf = options_.cd.energy_reg_weight;
+  model_.energy_and_parameter_gradient(
+      both_.data(), 2 * rows,
+      [&](int64_t row0, int n, const float* e, float* c) {
+        for (int r = 0; r < n; ++r) c[r] = detail::cd_coefficient(e[r], row0 + r < rows, wf, inv_n);
+      },
+      energies_.data(), grad_.data());
   const float* pos_e = energies_.data();
   const float* neg_e = energies_.data() + rows;
-  const double w = options_.cd.energy_reg_weight;
-  stats.loss = cd_loss(pos_e, neg_e, rows, w);
+  stats.loss = cd_loss(pos_e, neg_e, rows, options_.cd.energy_reg_weight);
   double sp = 0, sn = 0;
   for (int64_t i = 0; i < rows; ++i) {
     sp += pos_e[i];
@@ -399,13 +406,6 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
   }
   consecutive_nonfinite_ = 0;
 
-  const float inv_n = 1.0f / static_cast<float>(rows);
-  const float wf = options_.cd.energy_reg_weight;
-  for (int64_t i = 0; i < rows; ++i) {
-    coeff_[i] = detail::cd_coefficient(pos_e[i], true, wf, inv_n);
-    coeff_[rows + i] = detail::cd_coefficient(neg_e[i], false, wf, inv_n);
-  }
-  model_.parameter_gradient(both_.data(), 2 * rows, coeff_.data(), grad_.data());
   stats.grad_norm =
       options_.max_grad_norm > 0 ? clip_grad_norm(grad_, options_.max_grad_norm) : grad_norm(grad_);
   adam_.step(model_.parameters(), grad_);

@@ -9,6 +9,7 @@
 
 #include "cuebm/models/activation.hpp"
 #include "cuebm/models/energy.hpp"
+#include "cuebm/runtime/function_ref.hpp"
 
 namespace cuebm {
 
@@ -59,6 +60,14 @@ class Mlp : public Energy {
   // (num_parameters() floats). The sum is reduced in an order fixed by n alone.
   void parameter_gradient(const float* x, int64_t n, const float* coeff, float* grad) const;
 
+  // Sets the weights c[0 .. rows) of rows row0 .. row0 + rows - 1 from their energies e.
+  using RowCoefficients = FunctionRef<void(int64_t row0, int rows, const float* e, float* c)>;
+  // energy() and parameter_gradient() in one forward pass, for weights that depend on the
+  // energies (CD's loss): writes E(x_i) to e and the gradient of sum_i c_i E(x_i) to grad, with
+  // c_i from `coefficients`. The same bits as energy() followed by parameter_gradient().
+  void energy_and_parameter_gradient(const float* x, int64_t n, RowCoefficients coefficients,
+                                     float* e, float* grad) const;
+
   std::size_t block_workspace_floats() const override;
   void block_energy(const float* x_t, float* e, float* work) const override;
   void block_gradient(const float* x_t, float* grad_t, float* e, float* work) const override;
@@ -68,6 +77,12 @@ class Mlp : public Energy {
                                 float* work) const;
 
  private:
+  // The chunked reduction of parameter_gradient: block(row0, rows, x_t, acc, scratch) adds one
+  // block's gradient to its chunk's partial sum acc; chunks are fixed by n alone and summed in
+  // order.
+  template <class Block>
+  void reduce_parameter_gradient(const float* x, int64_t n, float* grad, Block&& block) const;
+
   MlpSpec spec_;
   std::vector<int> widths_;
   std::vector<ParameterInfo> info_;

@@ -216,7 +216,7 @@ class CDTrainer {
   int64_t iteration_ = 0;
   int consecutive_nonfinite_ = 0;
   mutable std::vector<float> neg_;
-  std::vector<float> energies_, coeff_, grad_, both_, sample_work_;
+  std::vector<float> energies_, grad_, both_, sample_work_;
   mutable std::vector<float> buffer_;
   std::vector<int64_t> start_rows_, refresh_rows_;
   int64_t buffer_ptr_ = 0;
