@@ -461,27 +461,7 @@ Command add_train_command(CLI::App& app) {
         const auto warn = [&](const std::string& line) { progress.warn(line); };
         // A diverged run still exits 0 (it finished); the warning and the report say so.
         const TrainReport r = run_training(c, log, on_step, warn);
-        const int64_t run_iterations = r.iterations;
-        std::printf(
-            "Training: %lld iterations in %.3f s (%.3f ms per iteration), %lld skipped\n",
-            static_cast<long long>(run_iterations), r.train_seconds,
-            run_iterations ? 1e3 * r.train_seconds / static_cast<double>(run_iterations) : 0.0,
-            static_cast<long long>(r.skipped));
-        std::printf("Metrics at T = %g (%s): log Z = %.4f, test NLL = %.4f nats", r.temperature,
-                    r.temperature_source.c_str(), r.log_z, r.test_nll);
-        if (std::isfinite(r.data_entropy))
-          std::printf(", H(data) = %.4f, KL(data||model) = %.4f", r.data_entropy, r.kl);
-        std::printf(", MMD^2 = %.5f\n", r.mmd2);
-        if (r.modes_covered >= 0) {
-          std::printf("Modes covered: %d/%d, samples near a mode: %.1f%%, weights:",
-                      r.modes_covered, r.modes_total, 100.0 * r.share_near_mode);
-          for (double w : r.mode_weights) std::printf(" %.3f", w);
-          std::printf("\n");
-        }
-        if (r.diverged)
-          std::printf("WARNING: training diverged %s; the metrics above are not meaningful\n",
-                      r.divergence.c_str());
-        for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
+        std::fputs(training_summary(r).c_str(), stdout);
         // A diverged run exits 0 too: it ran to the end (the report says "diverged").
         return kExitOk;
       }};

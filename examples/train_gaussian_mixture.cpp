@@ -170,27 +170,9 @@ int main(int argc, char** argv) {
         cuebm::training_temperature_source(c).c_str());
     const cuebm::TrainReport r =
         cuebm::run_training(c, [](const std::string& line) { std::printf("%s\n", line.c_str()); });
-    std::printf("Training: %lld iterations in %.3f s (%.3f ms per iteration), %lld skipped\n",
-                static_cast<long long>(r.iterations), r.train_seconds,
-                1e3 * r.train_seconds / static_cast<double>(r.iterations),
-                static_cast<long long>(r.skipped));
-    std::printf("Metrics at T = %g (%s): log Z = %.4f, test NLL = %.4f nats", r.temperature,
-                r.temperature_source.c_str(), r.log_z, r.test_nll);
-    if (std::isfinite(r.data_entropy))
-      std::printf(", H(data) = %.4f, KL(data||model) = %.4f", r.data_entropy, r.kl);
-    std::printf(", MMD^2 = %.5f\n", r.mmd2);
-    if (r.modes_covered >= 0) {
-      std::printf("Modes covered: %d/%d, samples near a mode: %.1f%%, weights:", r.modes_covered,
-                  r.modes_total, 100.0 * r.share_near_mode);
-      for (double w : r.mode_weights) std::printf(" %.3f", w);
-      std::printf("\n");
-    }
     // A diverged run warned on stderr when it happened (or at the end, from the final metrics);
     // it finished, so it still exits 0.
-    if (r.diverged)
-      std::printf("WARNING: training diverged %s; the metrics above are not meaningful\n",
-                  r.divergence.c_str());
-    for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
+    std::fputs(cuebm::training_summary(r).c_str(), stdout);
   } catch (const cuebm::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

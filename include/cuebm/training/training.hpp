@@ -200,6 +200,10 @@ TrainReport run_training(const TrainConfig& config,
                          const std::function<void(const TrainProgress&)>& progress,
                          const std::function<void(const std::string&)>& warn = {});
 
+// The lines a trainer prints at the end of a run: iterations and time, the metrics, the modes,
+// the divergence warning when the run diverged, and the files written; each ends in '\n'.
+std::string training_summary(const TrainReport& report);
+
 // Reads config.resume_from and checks that it fits config (training_fingerprint, epoch <=
 // epochs); throws IoError / InvalidArgument naming the file and the differences.
 Checkpoint read_resume_checkpoint(const TrainConfig& config);
