@@ -21,6 +21,9 @@ fi
 rm -rf "$probe"
 
 [[ -x $venv/bin/python ]] || "$python" -m venv --system-site-packages "$venv"
+# nanobind in the venv too: python/tests/test_stubs.py reruns its stubgen on the installed module
+# and compares with the stubs the install wrote (pip's isolated build fetches the same version).
+"$venv/bin/pip" install -q --disable-pip-version-check nanobind
 "$venv/bin/pip" install -q --disable-pip-version-check \
   --config-settings=build-dir="$build/python-build" \
   --config-settings=cmake.define.CUEBM_ENABLE_CUDA="${CUEBM_PYTHON_CUDA:-OFF}" \

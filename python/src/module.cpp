@@ -1,5 +1,7 @@
 // The extension module cuebm._cuebm. The Python package (python/cuebm) wraps it with TorchEBM's
 // names and the NumPy / torch conversions of results.
+#include <nanobind/stl/string.h>
+
 #include "bindings.hpp"
 #include "cuebm/runtime/device.hpp"
 

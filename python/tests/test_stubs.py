@@ -1,26 +1,74 @@
-"""The installed package carries type information: py.typed and the extension module's stubs
-(_cuebm.pyi, written by nanobind's stubgen at install time; a failed stubgen fails the install,
-python/CMakeLists.txt), and the stubs cover every public name of the extension module."""
+"""Type information for editors. The installed package carries py.typed and the extension
+module's stub package cuebm/_cuebm/ (__init__.pyi, testing.pyi), written by nanobind's stubgen at
+install time (python/CMakeLists.txt): the stubs must equal a fresh stubgen run on the loaded
+module (a stale stub fails), cover every public name and spell every type in Python."""
 
 import ast
 import pathlib
+import subprocess
+import sys
+
+import pytest
 
 import cuebm
 from cuebm import _cuebm
 
+PACKAGE = pathlib.Path(cuebm.__file__).parent
+ERRORS_STUB = pathlib.Path(__file__).resolve().parents[1] / "stubs" / "_cuebm_errors.pyi"
 
-def test_extension_stubs_cover_the_module():
-    package = pathlib.Path(cuebm.__file__).parent
-    assert (package / "py.typed").is_file()
-    stub = package / "_cuebm.pyi"
-    assert stub.is_file(), f"{stub} is missing: the stub generation did not run"
-    tree = ast.parse(stub.read_text())
+
+def generate_stubs(out):
+    """The stubs as the install writes them (python/CMakeLists.txt), from the loaded module."""
+    pytest.importorskip("nanobind.stubgen", reason="nanobind is not installed here")
+    module_dir = pathlib.Path(_cuebm.__file__).resolve().parent
+    subprocess.run([sys.executable, "-m", "nanobind.stubgen", "-q", "-r", "-m", "_cuebm",
+                    "-i", str(module_dir), "-O", str(out)], check=True)
+    texts = {}
+    for name in ("__init__", "testing"):
+        text = (out / "_cuebm" / f"{name}.pyi").read_text()
+        text = text.replace("from _cuebm import ", "from cuebm._cuebm import ")
+        text = text.replace("\nimport _cuebm\n", "\nfrom cuebm import _cuebm\n")
+        if name == "__init__":
+            text += ERRORS_STUB.read_text()
+        texts[name] = text
+    return texts
+
+
+def installed_stubs():
+    stub_dir = PACKAGE / "_cuebm"
+    if not (stub_dir / "__init__.pyi").is_file():
+        pytest.skip(f"{stub_dir} has no stubs: the package is not installed (python/ on the "
+                    "path next to a built module)")
+    return {n: (stub_dir / f"{n}.pyi").read_text() for n in ("__init__", "testing")}
+
+
+def stub_names(text):
+    tree = ast.parse(text)
     names = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
     names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
               if isinstance(t, ast.Name)}
     names |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
     names |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
               for a in n.names}
-    public = {n for n in dir(_cuebm) if not n.startswith("_")}
-    assert public - names == set()
-    assert "ScoreLoss" in names and "testing" in names
+    return names
+
+
+def test_installed_stubs_equal_a_fresh_stubgen_run(tmp_path):
+    assert (PACKAGE / "py.typed").is_file()
+    installed = installed_stubs()
+    assert installed == generate_stubs(tmp_path), "stale stubs: reinstall the package"
+
+
+def test_stubs_cover_the_module_in_python_types(tmp_path):
+    stubs = generate_stubs(tmp_path)
+    for text, module in ((stubs["__init__"], _cuebm), (stubs["testing"], _cuebm.testing)):
+        public = {n for n in dir(module) if not n.startswith("_")}
+        assert public - stub_names(text) == set(), module.__name__
+    assert {"ScoreLoss", "testing", "InvalidArgument"} <= stub_names(stubs["__init__"])
+    # A C++ type without a caster shows up as its C++ name (and fails at run time).
+    for name, text in stubs.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AnnAssign, ast.arg)):
+                note = node.returns if isinstance(node, ast.FunctionDef) else node.annotation
+                if note is not None:
+                    assert "::" not in ast.unparse(note), f"{name}.pyi: {ast.unparse(note)}"
