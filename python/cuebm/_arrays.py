@@ -6,7 +6,16 @@ TypeError naming it. Here, torch tensors are detached (DLPack refuses tensors th
 grad), and results come back as torch tensors when the input was one (torch.from_numpy: no copy).
 """
 
+from typing import TYPE_CHECKING, Union
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# What the functions take and give back for arrays: a NumPy array or a torch tensor (results
+# come back in the input's kind).
+Array = Union[np.ndarray, "torch.Tensor"]
 
 
 def is_torch(x):

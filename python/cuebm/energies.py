@@ -1,12 +1,17 @@
 """Energies with TorchEBM's names: MLPEnergy and the analytic energies."""
 
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
 import collections
 import math
 
 import numpy as np
 
 from . import _cuebm
-from ._arrays import prepare, to_numpy, wrap
+from ._arrays import Array, prepare, to_numpy, wrap
 
 # PyTorch module class name -> cuEBM activation, with the settings cuEBM implements.
 _TORCH_ACTIVATIONS = {
@@ -27,37 +32,37 @@ class BaseEnergyFunction:
     float64 converted); the result has the input's kind, float32.
     """
 
-    def __init__(self, impl):
+    def __init__(self, impl: Any) -> None:
         self._impl = impl
 
     @property
-    def dim(self):
+    def dim(self) -> int:
         """The dimension D of a row."""
         return self._impl.dim
 
     @property
-    def name(self):
+    def name(self) -> str:
         """A short description of the energy."""
         return self._impl.name
 
     def __call__(self, x):
         return self.energy(x)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         """E(x), as TorchEBM's forward."""
         return self.energy(x)
 
-    def energy(self, x):
+    def energy(self, x: Any) -> Any:
         """E(x) of (n, dim) rows: shape (n,)."""
         a, like = prepare(x)
         return wrap(self._impl.energy(a), like)
 
-    def gradient(self, x):
+    def gradient(self, x: Any) -> Any:
         """dE/dx of (n, dim) rows: shape (n, dim)."""
         a, like = prepare(x)
         return wrap(self._impl.gradient(a), like)
 
-    def energy_and_gradient(self, x):
+    def energy_and_gradient(self, x: Any) -> Tuple[Any, Any]:
         """(E(x), dE/dx) from one pass."""
         a, like = prepare(x)
         e, g = self._impl.energy_and_gradient(a)
@@ -79,8 +84,9 @@ class MLPEnergy(BaseEnergyFunction):
     activation: one of cuebm.activation_names() (relu, silu, tanh, softplus, leaky_relu, gelu).
     """
 
-    def __init__(self, input_dim=2, hidden_dims=(64, 64), activation="relu", seed=0, *,
-                 hidden_dim=None, _impl=None):
+    def __init__(self, input_dim: int = 2, hidden_dims: Sequence[int] = (64, 64),
+                 activation: Optional[str] = "relu", seed: Optional[int] = 0, *,
+                 hidden_dim: Optional[int] = None, _impl: Any = None) -> None:
         if _impl is None:
             if hidden_dim is not None:
                 hidden_dims = (hidden_dim, hidden_dim)
@@ -90,65 +96,67 @@ class MLPEnergy(BaseEnergyFunction):
         super().__init__(_impl)
 
     @property
-    def widths(self):
+    def widths(self) -> List[int]:
         """[D, h1, ..., hL, 1]"""
         return list(self._impl.widths)
 
     @property
-    def activation(self):
+    def activation(self) -> str:
+        """The activation's name ('relu', 'silu', ...)."""
         return self._impl.activation
 
     @property
-    def num_parameters(self):
+    def num_parameters(self) -> int:
+        """The number of weights and biases."""
         return self._impl.num_parameters
 
-    def parameters(self):
+    def parameters(self) -> np.ndarray:
         """The flat parameters (state_dict order) as a writable NumPy view of the model."""
         return self._impl.parameters()
 
-    def set_parameters(self, values):
+    def set_parameters(self, values: Array) -> None:
         """Copies a flat vector of num_parameters values into the model."""
         a, _ = prepare(values, "values")
         self._impl.set_parameters(a)
 
-    def parameter_info(self):
+    def parameter_info(self) -> List[Tuple[str, List[int], int, int]]:
         """[(name, shape, offset, size)] in state_dict order."""
         return self._impl.parameter_info()
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, np.ndarray]:
         """OrderedDict name -> NumPy array (copies) with PyTorch's names and shapes.
 
         For torch: {k: torch.from_numpy(v) for k, v in model.state_dict().items()}.
         """
         return collections.OrderedDict(self._impl.state_dict())
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
         """Copies named arrays or tensors ("network.0.weight" or a bare Sequential's
         "0.weight") into the model after checking every name and shape."""
         arrays = {k: prepare(v, k)[0] for k, v in state_dict.items()}
         self._impl.load_state_dict(arrays, strict)
 
-    def parameter_gradient(self, x, coeff):
+    def parameter_gradient(self, x: Any, coeff: Array) -> np.ndarray:
         """Gradient of sum_i coeff[i] E(x_i) with respect to the flat parameters."""
         a, like = prepare(x)
         c, _ = prepare(coeff, "coeff")
         return wrap(self._impl.parameter_gradient(a, c), like)
 
-    def copy(self):
+    def copy(self) -> "MLPEnergy":
         """An independent copy."""
         return MLPEnergy(_impl=self._impl.__copy__())
 
-    def save(self, path):
+    def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes a safetensors model file (loads in PyTorch with safetensors.torch)."""
         _cuebm.save_mlp(str(path), self._impl)
 
     @classmethod
-    def load(cls, path, activation=None):
+    def load(cls, path: Union[str, os.PathLike], activation: Optional[str] = None) -> "MLPEnergy":
         """Reads a model file (or a checkpoint); `activation` when the file records none."""
         return cls(_impl=_cuebm.load_mlp(str(path), activation))
 
     @classmethod
-    def from_torch(cls, module):
+    def from_torch(cls, module: Any) -> "MLPEnergy":
         """An MLPEnergy with the weights of a PyTorch MLP: an nn.Sequential of Linear layers
         and one of the six activations (ReLU, SiLU, Tanh, Softplus(beta 1, threshold 20),
         LeakyReLU(0.01), GELU('none')) ending in Linear(hL, 1), or a module holding one as
@@ -158,7 +166,7 @@ class MLPEnergy(BaseEnergyFunction):
         model.load_state_dict(_sequential_of(module).state_dict())
         return model
 
-    def to_torch(self):
+    def to_torch(self) -> Any:
         """A cuebm.torch.TorchMLPEnergy (an nn.Module holding `network = nn.Sequential(...)`)
         with this model's weights, float32 on the CPU."""
         from .torch import TorchMLPEnergy
@@ -228,7 +236,7 @@ def _torch_mlp_layout(module):
 class GaussianEnergy(BaseEnergyFunction):
     """E(x) = 1/2 (x - mean)^T cov^-1 (x - mean); cov symmetric positive definite."""
 
-    def __init__(self, mean, cov):
+    def __init__(self, mean: Array, cov: Array) -> None:
         mean = np.asarray(to_numpy(mean), dtype=np.float32)
         cov = np.asarray(to_numpy(cov), dtype=np.float64)
         super().__init__(_cuebm.AnalyticEnergy.gaussian(mean, cov))
@@ -237,33 +245,34 @@ class GaussianEnergy(BaseEnergyFunction):
 class DoubleWellEnergy(BaseEnergyFunction):
     """E(x) = barrier_height * sum_i (x_i^2 - b^2)^2 over dim coordinates."""
 
-    def __init__(self, barrier_height=2.0, b=1.0, dim=2):
+    def __init__(self, barrier_height: float = 2.0, b: Any = 1.0, dim: Optional[int] = 2) -> None:
         super().__init__(_cuebm.AnalyticEnergy.double_well(dim, barrier_height, b))
 
 
 class HarmonicEnergy(BaseEnergyFunction):
     """E(x) = k / 2 * |x|^2."""
 
-    def __init__(self, k=1.0, dim=2):
+    def __init__(self, k: float = 1.0, dim: Optional[int] = 2) -> None:
         super().__init__(_cuebm.AnalyticEnergy.harmonic(dim, k))
 
 
 class RosenbrockEnergy(BaseEnergyFunction):
     """E(x) = sum_{i<D-1} (a - x_i)^2 + b (x_{i+1} - x_i^2)^2 (dim >= 2)."""
 
-    def __init__(self, a=1.0, b=100.0, dim=2):
+    def __init__(self, a: Any = 1.0, b: Any = 100.0, dim: Optional[int] = 2) -> None:
         super().__init__(_cuebm.AnalyticEnergy.rosenbrock(dim, a, b))
 
 
 class AckleyEnergy(BaseEnergyFunction):
     """Ackley's function; its gradient at x = 0 is taken as 0."""
 
-    def __init__(self, a=20.0, b=0.2, c=2 * math.pi, dim=2):
+    def __init__(self, a: Any = 20.0, b: Any = 0.2, c: float = 2 * math.pi,
+                 dim: Optional[int] = 2) -> None:
         super().__init__(_cuebm.AnalyticEnergy.ackley(dim, a, b, c))
 
 
 class RastriginEnergy(BaseEnergyFunction):
     """E(x) = a D + sum_i (x_i^2 - a cos(2 pi x_i))."""
 
-    def __init__(self, a=10.0, dim=2):
+    def __init__(self, a: Any = 10.0, dim: Optional[int] = 2) -> None:
         super().__init__(_cuebm.AnalyticEnergy.rastrigin(dim, a))

@@ -16,6 +16,10 @@ To train with one of these losses, give it to cuebm.Trainer(model, loss=...) (C+
 or use cuebm.torch's losses inside a PyTorch loop.
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
 from . import _cuebm
 from ._arrays import prepare, wrap
 
@@ -36,8 +40,8 @@ class _ScoreLoss:
 
     kind = ""
 
-    def __init__(self, energy_function, *, regularization_strength=0.0, seed=0, device="cpu",
-                 **settings):
+    def __init__(self, energy_function: Any, *, regularization_strength: float = 0.0,
+                 seed: Optional[int] = 0, device: str = "cpu", **settings: Any) -> None:
         _check_model(energy_function, type(self).__name__)
         self.energy_function = energy_function
         self.regularization_strength = float(regularization_strength)
@@ -57,12 +61,12 @@ class _ScoreLoss:
     def __call__(self, x, *, iteration=None):
         return self.forward(x, iteration=iteration)
 
-    def forward(self, x, *, iteration=None):
+    def forward(self, x: Any, *, iteration: Optional[int] = None) -> Any:
         """The loss (the batch mean, a float) at the (n, dim) rows x."""
         a, _ = prepare(x)
         return self._impl.evaluate(self.energy_function._impl, a, self._next_iteration(iteration))
 
-    def loss_and_gradient(self, x, *, iteration=None):
+    def loss_and_gradient(self, x: Any, *, iteration: Optional[int] = None) -> Tuple[float, Any]:
         """(loss, gradient): the gradient of the loss in the model's parameters, flat in
         state_dict order (MLPEnergy.parameter_info() names the slices), float32, of x's kind."""
         a, like = prepare(x)
@@ -70,7 +74,7 @@ class _ScoreLoss:
                                          self._next_iteration(iteration), gradient=True)
         return loss, wrap(grad, like)
 
-    def trainer_options(self):
+    def trainer_options(self) -> Any:
         """The cuebm.Trainer keywords that select this loss and its settings."""
         return dict(loss=self.kind, regularization_strength=self.regularization_strength,
                     **{_TRAINER_NAMES.get(k, k): v for k, v in self._settings.items()})
@@ -92,8 +96,9 @@ class ScoreMatching(_ScoreLoss):
 
     kind = "sm"
 
-    def __init__(self, energy_function, hessian_method="exact", regularization_strength=0.0, *,
-                 seed=0, device="cpu"):
+    def __init__(self, energy_function: Any, hessian_method: str = "exact",
+                 regularization_strength: float = 0.0, *, seed: Optional[int] = 0,
+                 device: str = "cpu") -> None:
         if hessian_method not in _HESSIAN_METHODS:
             raise ValueError(f"hessian_method must be one of {sorted(_HESSIAN_METHODS)}, "
                              f"got {hessian_method!r}")
@@ -108,8 +113,9 @@ class SlicedScoreMatching(_ScoreLoss):
 
     kind = "ssm"
 
-    def __init__(self, energy_function, n_projections=5, projection_type="rademacher",
-                 regularization_strength=0.0, *, seed=0, device="cpu"):
+    def __init__(self, energy_function: Any, n_projections: int = 5,
+                 projection_type: str = "rademacher", regularization_strength: float = 0.0, *,
+                 seed: Optional[int] = 0, device: str = "cpu") -> None:
         super().__init__(energy_function, regularization_strength=regularization_strength,
                          seed=seed, device=device, n_projections=int(n_projections),
                          projection_type=projection_type)
@@ -124,8 +130,9 @@ class DenosingScoreMatching(_ScoreLoss):
 
     kind = "dsm"
 
-    def __init__(self, energy_function, noise_scale=0.01, regularization_strength=0.0, *,
-                 denoising_sign="correct", seed=0, device="cpu"):
+    def __init__(self, energy_function: Any, noise_scale: Any = 0.01,
+                 regularization_strength: float = 0.0, *, denoising_sign: str = "correct",
+                 seed: Optional[int] = 0, device: str = "cpu") -> None:
         super().__init__(energy_function, regularization_strength=regularization_strength,
                          seed=seed, device=device, noise_scale=float(noise_scale),
                          denoising_sign=denoising_sign)

@@ -7,17 +7,24 @@ keeps a step counter, so consecutive sample() calls draw fresh noise (as TorchEB
 run stays reproducible; pass seed= / step_offset= to a call to choose its noise explicitly.
 """
 
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
 from . import _cuebm
 from ._arrays import prepare, wrap
 
 
-def gaussian_initial_state(n, dim, seed=0, first_chain=0):
+def gaussian_initial_state(n: int, dim: Optional[int], seed: Optional[int] = 0,
+                           first_chain: int = 0) -> np.ndarray:
     """N(0, I) rows keyed by (seed, chain): the samplers' default start."""
     return _cuebm.gaussian_initial_state(n, dim, seed, first_chain)
 
 
 class _Sampler:
-    def __init__(self, energy_function, seed, device):
+    def __init__(self, energy_function: Any, seed: Optional[int], device: str) -> None:
         self.energy_function = energy_function
         self.seed = int(seed)
         self.device = str(device)
@@ -47,17 +54,20 @@ class LangevinDynamics(_Sampler):
     every call and step t uses the value after t steps (the newest TorchEBM convention).
     """
 
-    def __init__(self, energy_function, step_size=1e-3, noise_scale=1.0, *, seed=0,
-                 clamp=None, device="cpu"):
+    def __init__(self, energy_function: Any, step_size: Any = 1e-3, noise_scale: Any = 1.0, *,
+                 seed: Optional[int] = 0, clamp: Optional[Tuple[float, float]] = None,
+                 device: str = "cpu") -> None:
         super().__init__(energy_function, seed, device)
         self.step_size = step_size
         self.noise_scale = noise_scale
         self.clamp = clamp
         self.last_temperature = None
 
-    def sample(self, x=None, dim=None, n_steps=100, n_samples=1, thin=1,
-               return_trajectory=False, return_diagnostics=False, *, seed=None,
-               step_offset=None, first_chain=0, chunk_steps=0):
+    def sample(self, x: Any = None, dim: Optional[int] = None, n_steps: int = 100,
+               n_samples: int = 1, thin: int = 1, return_trajectory: bool = False,
+               return_diagnostics: bool = False, *, seed: Optional[int] = None,
+               step_offset: Optional[int] = None, first_chain: int = 0,
+               chunk_steps: int = 0) -> Any:
         """Runs the chains from x ((n, dim), NumPy or a CPU tensor) or from N(0, I)
         (n_samples rows of dimension dim, default the energy's).
 
@@ -103,14 +113,16 @@ class MALA(_McmcSampler):
     ratio for exp(-E / sigma^2), exact at any step size. After sample(), last_info holds the
     per-chain acceptance, mean_acceptance, energy and temperature."""
 
-    def __init__(self, energy_function, step_size=1e-2, noise_scale=1.0, *, seed=0,
-                 device="cpu"):
+    def __init__(self, energy_function: Any, step_size: Any = 1e-2, noise_scale: Any = 1.0, *,
+                 seed: Optional[int] = 0, device: str = "cpu") -> None:
         super().__init__(energy_function, seed, device)
         self.step_size = step_size
         self.noise_scale = noise_scale
 
-    def sample(self, x=None, dim=None, n_steps=100, n_samples=1, return_diagnostics=False, *,
-               seed=None, step_offset=None, first_chain=0, chunk_steps=0):
+    def sample(self, x: Any = None, dim: Optional[int] = None, n_steps: int = 100,
+               n_samples: int = 1, return_diagnostics: bool = False, *, seed: Optional[int] = None,
+               step_offset: Optional[int] = None, first_chain: int = 0,
+               chunk_steps: int = 0) -> Any:
         """Final samples (n, dim); with return_diagnostics (samples, info) where info also has
         the energy trace (n_steps, n) and its split R-hat and bulk ESS. Ctrl-C stops a long run
         between chunks of chunk_steps steps (0: about 50 ms of work each; KeyboardInterrupt);
@@ -127,8 +139,9 @@ class HamiltonianMonteCarlo(_McmcSampler):
     """TorchEBM's HMC for exp(-E): momentum N(0, M) (mass None: identity, a float: scalar, or
     dim values: diagonal), n_leapfrog_steps leapfrog steps of step_size, per-chain accept."""
 
-    def __init__(self, energy_function, step_size=1e-3, n_leapfrog_steps=10, mass=None, *,
-                 seed=0, device="cpu"):
+    def __init__(self, energy_function: Any, step_size: Any = 1e-3, n_leapfrog_steps: int = 10,
+                 mass: Union[None, float, Sequence[float]] = None, *, seed: Optional[int] = 0,
+                 device: str = "cpu") -> None:
         super().__init__(energy_function, seed, device)
         self.step_size = step_size
         self.n_leapfrog_steps = n_leapfrog_steps
@@ -139,10 +152,13 @@ class HamiltonianMonteCarlo(_McmcSampler):
         else:
             self.mass = [float(m) for m in mass]
 
-    def sample(self, x=None, dim=None, n_steps=100, n_samples=1, return_trajectory=False,
-               return_diagnostics=False, *, seed=None, step_offset=None, first_chain=0,
-               chunk_steps=0):
-        """As MALA.sample (chunk_steps too). Trajectories are not kept by cuEBM's HMC (NotImplementedError)."""
+    def sample(self, x: Any = None, dim: Optional[int] = None, n_steps: int = 100,
+               n_samples: int = 1, return_trajectory: bool = False,
+               return_diagnostics: bool = False, *, seed: Optional[int] = None,
+               step_offset: Optional[int] = None, first_chain: int = 0,
+               chunk_steps: int = 0) -> Any:
+        """As MALA.sample (chunk_steps too). Trajectories are not kept by cuEBM's HMC
+        (NotImplementedError)."""
         if return_trajectory:
             raise NotImplementedError("cuEBM's HMC does not keep trajectories; sample in pieces "
                                       "with step_offset to record states")
@@ -159,8 +175,10 @@ class ParallelTempering(_McmcSampler):
     geometric from t_min, the target, to t_max), adjacent swaps every swap_every steps.
     Returns the t_min replicas; last_info has the ladder and swap/move acceptance."""
 
-    def __init__(self, energy_function, temperatures=None, n_replicas=8, t_min=1.0, t_max=10.0,
-                 step_size=0.01, swap_every=1, *, seed=0, device="cpu"):
+    def __init__(self, energy_function: Any, temperatures: Optional[Sequence[float]] = None,
+                 n_replicas: int = 8, t_min: float = 1.0, t_max: float = 10.0,
+                 step_size: Any = 0.01, swap_every: int = 1, *, seed: Optional[int] = 0,
+                 device: str = "cpu") -> None:
         super().__init__(energy_function, seed, device)
         self.temperatures = list(temperatures or [])
         self.n_replicas = n_replicas
@@ -168,8 +186,13 @@ class ParallelTempering(_McmcSampler):
         self.step_size = step_size
         self.swap_every = swap_every
 
-    def sample(self, x=None, dim=None, n_steps=1000, n_samples=1, return_diagnostics=False, *,
-               seed=None, first_chain=0):
+    def sample(self, x: Any = None, dim: Optional[int] = None, n_steps: int = 1000,
+               n_samples: int = 1, return_diagnostics: bool = False, *, seed: Optional[int] = None,
+               first_chain: int = 0) -> Any:
+        """The t_min replicas after n_steps steps (n, dim), from x or from N(0, I); with
+        return_diagnostics (samples, info) where info has the ladder, the swap and move
+        acceptance rates and the energies. One uninterrupted call (Ctrl-C is seen at its end:
+        the C++ run cannot be continued in pieces)."""
         a, like, n = self._start(x, dim, n_samples)
         seed = self.seed if seed is None else seed
         r = _cuebm.parallel_tempering(self.energy_function._impl, a, n, self.temperatures,
@@ -178,8 +201,10 @@ class ParallelTempering(_McmcSampler):
         return self._finish(r, like, return_diagnostics)
 
 
-def annealed_importance_sampling(energy, n_chains=1000, n_temperatures=1000, mcmc_steps=1,
-                                 step_size=0.05, temperature=1.0, seed=0, device="cpu"):
+def annealed_importance_sampling(energy: Any, n_chains: int = 1000, n_temperatures: int = 1000,
+                                 mcmc_steps: int = 1, step_size: Any = 0.05,
+                                 temperature: float = 1.0, seed: Optional[int] = 0,
+                                 device: str = "cpu") -> Dict[str, Any]:
     """log Z of exp(-E / temperature) by AIS from N(0, I) with MALA transitions: a dict with
     log_z, std_error, ess, acceptance and log_weights."""
     return _cuebm.ais_log_partition(energy._impl, n_chains, n_temperatures, mcmc_steps,

@@ -21,6 +21,10 @@ CUDA tensors given to the Function are copied to the CPU (the stream API has no 
 gradient). Double backward (create_graph=True through the Function) is not supported.
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -43,7 +47,8 @@ class TorchMLPEnergy(nn.Module):
     """TorchEBM's tutorial MLPEnergy in plain PyTorch: `network` = Linear(D, h1), act, ...,
     Linear(hL, 1); forward(x) = network(x).squeeze(-1). MLPEnergy.to_torch() returns one."""
 
-    def __init__(self, input_dim=2, hidden_dims=(64, 64), activation="relu"):
+    def __init__(self, input_dim: int = 2, hidden_dims: Sequence[int] = (64, 64),
+                 activation: Optional[str] = "relu") -> None:
         super().__init__()
         layers, width = [], input_dim
         for h in hidden_dims:
@@ -52,7 +57,7 @@ class TorchMLPEnergy(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.network = nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         return self.network(x).squeeze(-1)
 
 
@@ -66,7 +71,7 @@ def _cpp_model(module):
     return cached
 
 
-def flat_parameters(module):
+def flat_parameters(module: Any) -> Any:
     """The module's parameters flattened in state_dict order (differentiable: torch.cat)."""
     return torch.cat([p.reshape(-1) for p in _sequential_of(module).parameters()])
 
@@ -76,7 +81,7 @@ class MLPEnergyFunction(torch.autograd.Function):
     in state_dict order, mlp a cuebm._cuebm.Mlp of the same layout. Returns E (n,)."""
 
     @staticmethod
-    def forward(ctx, x, params, mlp):
+    def forward(ctx: Any, x: Any, params: Any, mlp: Any) -> Any:
         x32 = x.detach().to("cpu", torch.float32).contiguous()
         p32 = params.detach().to("cpu", torch.float32).contiguous()
         mlp.set_parameters(p32)
@@ -88,7 +93,7 @@ class MLPEnergyFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_e):
+    def backward(ctx: Any, grad_e: Any) -> Any:
         mlp = ctx.mlp
         mlp.set_parameters(ctx.p32)  # another forward may have changed the C++ weights
         g = grad_e.detach().to("cpu", torch.float32).contiguous()
@@ -102,7 +107,7 @@ class MLPEnergyFunction(torch.autograd.Function):
         return grad_x, grad_p, None
 
 
-def mlp_energy(x, module):
+def mlp_energy(x: Any, module: Any) -> Any:
     """E(x) of a PyTorch MLP (nn.Sequential of Linear and one of the six activations, or a
     module holding one as `.network`) computed by cuEBM, differentiable in x and in the
     module's parameters."""
@@ -113,7 +118,7 @@ class MLPEnergy(TorchMLPEnergy):
     """TorchMLPEnergy whose forward runs on cuEBM's kernels (mlp_energy): same parameters,
     state_dict and results to float32 rounding, trained by any PyTorch optimiser."""
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         return mlp_energy(x, self)
 
 
@@ -123,7 +128,8 @@ class LangevinDynamics:
     Philox keyed by (seed, chain, step); consecutive calls continue the stream (as
     cuebm.LangevinDynamics)."""
 
-    def __init__(self, energy_function, step_size=1e-3, noise_scale=1.0, *, seed=0, clamp=None):
+    def __init__(self, energy_function: Any, step_size: Any = 1e-3, noise_scale: Any = 1.0, *,
+                 seed: Optional[int] = 0, clamp: Optional[Tuple[float, float]] = None) -> None:
         self.energy_function = energy_function
         self.step_size = step_size
         self.noise_scale = noise_scale
@@ -138,9 +144,10 @@ class LangevinDynamics:
         return mlp
 
     @torch.no_grad()
-    def sample(self, x=None, dim=None, n_steps=100, n_samples=1, thin=1,
-               return_trajectory=False, return_diagnostics=False, *, seed=None,
-               step_offset=None):
+    def sample(self, x: Any = None, dim: Optional[int] = None, n_steps: int = 100,
+               n_samples: int = 1, thin: int = 1, return_trajectory: bool = False,
+               return_diagnostics: bool = False, *, seed: Optional[int] = None,
+               step_offset: Optional[int] = None) -> Any:
         """As cuebm.LangevinDynamics.sample, with tensors: x (n, D) or None (n_samples rows
         from N(0, I)); returns a tensor on x's device."""
         if x is not None and x.is_cuda and _cuebm.built_with_cuda():
@@ -190,7 +197,7 @@ class ScoreLossFunction(torch.autograd.Function):
     no gradient (score matching differentiates in x inside the loss already)."""
 
     @staticmethod
-    def forward(ctx, params, x, impl, iteration):
+    def forward(ctx: Any, params: Any, x: Any, impl: Any, iteration: Optional[int]) -> Any:
         p32 = params.detach().to("cpu", torch.float32).contiguous()
         x32 = x.detach().to("cpu", torch.float32).contiguous()
         loss, grad = impl.evaluate_parameters(p32, x32, iteration, gradient=True)
@@ -199,7 +206,7 @@ class ScoreLossFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_loss):
+    def backward(ctx: Any, grad_loss: Any) -> Any:
         return ctx.grad * grad_loss, None, None, None
 
 
@@ -211,7 +218,8 @@ class _ScoreLoss:
 
     kind = ""
 
-    def __init__(self, energy_function, regularization_strength=0.0, *, seed=0, **settings):
+    def __init__(self, energy_function: Any, regularization_strength: float = 0.0, *,
+                 seed: Optional[int] = 0, **settings: Any) -> None:
         self.energy_function = energy_function
         self.regularization_strength = float(regularization_strength)
         self.seed = int(seed)
@@ -231,7 +239,7 @@ class _ScoreLoss:
     def __call__(self, x, *, iteration=None):
         return self.forward(x, iteration=iteration)
 
-    def forward(self, x, *, iteration=None):
+    def forward(self, x: Any, *, iteration: Optional[int] = None) -> Any:
         """The loss (a 0-d tensor on the parameters' device) at the (n, dim) rows x."""
         if iteration is None:
             iteration, self.iteration = self.iteration, self.iteration + 1
@@ -244,8 +252,8 @@ class ScoreMatching(_ScoreLoss):
 
     kind = "sm"
 
-    def __init__(self, energy_function, hessian_method="exact", regularization_strength=0.0, *,
-                 seed=0):
+    def __init__(self, energy_function: Any, hessian_method: str = "exact",
+                 regularization_strength: float = 0.0, *, seed: Optional[int] = 0) -> None:
         from .losses import _HESSIAN_METHODS
 
         super().__init__(energy_function, regularization_strength, seed=seed,
@@ -257,8 +265,9 @@ class SlicedScoreMatching(_ScoreLoss):
 
     kind = "ssm"
 
-    def __init__(self, energy_function, n_projections=5, projection_type="rademacher",
-                 regularization_strength=0.0, *, seed=0):
+    def __init__(self, energy_function: Any, n_projections: int = 5,
+                 projection_type: str = "rademacher", regularization_strength: float = 0.0, *,
+                 seed: Optional[int] = 0) -> None:
         super().__init__(energy_function, regularization_strength, seed=seed,
                          n_projections=int(n_projections), projection_type=projection_type)
 
@@ -268,8 +277,9 @@ class DenosingScoreMatching(_ScoreLoss):
 
     kind = "dsm"
 
-    def __init__(self, energy_function, noise_scale=0.01, regularization_strength=0.0, *,
-                 denoising_sign="correct", seed=0):
+    def __init__(self, energy_function: Any, noise_scale: Any = 0.01,
+                 regularization_strength: float = 0.0, *, denoising_sign: str = "correct",
+                 seed: Optional[int] = 0) -> None:
         super().__init__(energy_function, regularization_strength, seed=seed,
                          noise_scale=float(noise_scale), denoising_sign=denoising_sign)
 

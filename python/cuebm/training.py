@@ -1,8 +1,12 @@
 """Training with cuEBM's C++ trainer (contrastive divergence or score matching) and whole
 tutorial runs."""
 
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
 from . import _cuebm
-from ._arrays import prepare
+from ._arrays import Array, prepare
 from .losses import SCORE_LOSSES
 from .samplers import MALA, HamiltonianMonteCarlo, LangevinDynamics, ParallelTempering
 
@@ -60,11 +64,14 @@ class Trainer:
     a run is reproducible. max_batch: the largest batch (default: the first batch's size).
     """
 
-    def __init__(self, energy_function, sampler=None, k_steps=10, persistent=False,
-                 buffer_size=10000, init_steps=100, new_sample_ratio=0.05,
-                 energy_reg_weight=0.001, *, loss="cd", lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
-                 weight_decay=0.0, max_grad_norm=1.0, seed=0, max_batch=None, per_chain=False,
-                 reinit_from_noise=False, max_nonfinite_steps=3, device="cpu"):
+    def __init__(self, energy_function: Any, sampler: Any = None, k_steps: int = 10,
+                 persistent: bool = False, buffer_size: int = 10000, init_steps: int = 100,
+                 new_sample_ratio: float = 0.05, energy_reg_weight: float = 0.001, *,
+                 loss: str = "cd", lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, max_grad_norm: float = 1.0,
+                 seed: Optional[int] = 0, max_batch: Optional[int] = None, per_chain: bool = False,
+                 reinit_from_noise: bool = False, max_nonfinite_steps: int = 3,
+                 device: str = "cpu") -> None:
         from .energies import MLPEnergy
 
         if not isinstance(energy_function, MLPEnergy):
@@ -88,43 +95,43 @@ class Trainer:
             seed=seed, max_nonfinite_steps=max_nonfinite_steps, max_batch=max_batch,
             device=device, **extra, **loss_options)
 
-    def step(self, batch):
+    def step(self, batch: Array) -> float:
         """One iteration on an (n, dim) batch; returns the loss (a float; NaN when the step was
         skipped for a non-finite loss)."""
         return self._trainer.step(prepare(batch, "batch")[0])
 
-    def fit(self, data, epochs, batch_size, shuffle=True, drop_last=True, seed=0,
-            first_epoch=0):
+    def fit(self, data: Array, epochs: int, batch_size: int, shuffle: bool = True,
+            drop_last: bool = True, seed: Optional[int] = 0, first_epoch: int = 0) -> List[float]:
         """Epochs of steps over data (cuEBM's DataLoader, epoch e shuffled by (seed, e));
         returns each epoch's mean loss. Ctrl-C stops after the current step."""
         return self._trainer.fit(prepare(data, "data")[0], epochs, batch_size, shuffle, drop_last, seed,
                                  first_epoch)
 
     @property
-    def last_stats(self):
+    def last_stats(self) -> Dict[str, Any]:
         """loss, pos_energy, neg_energy, grad_norm, skipped, acceptance of the last step."""
         return self._trainer.last_stats
 
     @property
-    def last_negatives(self):
+    def last_negatives(self) -> Any:
         """The negatives of the last step, (n, dim) (a copy); None for score matching."""
         return self._trainer.last_negatives()
 
     @property
-    def replay_buffer(self):
+    def replay_buffer(self) -> Any:
         """The replay buffer of persistent CD (a copy; empty until used)."""
         return self._trainer.replay_buffer()
 
     @property
-    def iteration(self):
+    def iteration(self) -> int:
         """Steps taken (the iteration whose draws the next step uses)."""
         return self._trainer.iteration
 
-    def optimizer_state(self):
+    def optimizer_state(self) -> Dict[str, Any]:
         """Adam's steps and moments m, v (copies)."""
         return self._trainer.optimizer_state()
 
-    def sync(self):
+    def sync(self) -> None:
         """Brings the model's parameters up to date on the host (needed on a CUDA device
         before reading the model)."""
         self._trainer.sync_to_host()
@@ -135,7 +142,7 @@ class ContrastiveDivergence(Trainer):
     with loss="cd", under TorchEBM's name (loss= still selects another loss)."""
 
 
-def train(log=print, **config):
+def train(log: Callable[..., Any] = print, **config: Any) -> Any:
     """A whole training run of the C++ trainer (`cuebm train`; the Gaussian-mixture tutorial by
     default): dataset, dataset_params, data_seed, input_dim, hidden, activation, epochs,
     batch_size, step_size, noise_scale, k_steps, persistent, buffer_size, lr, max_grad_norm,

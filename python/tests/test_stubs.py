@@ -1,9 +1,13 @@
 """Type information for editors. The installed package carries py.typed and the extension
 module's stub package cuebm/_cuebm/ (__init__.pyi, testing.pyi), written by nanobind's stubgen at
 install time (python/CMakeLists.txt): the stubs must equal a fresh stubgen run on the loaded
-module (a stale stub fails), cover every public name and spell every type in Python."""
+module (a stale stub fails), cover every public name and spell every type in Python. The
+Python-level modules carry their annotations inline: every public function and method has a
+docstring and annotated parameters and result."""
 
 import ast
+import importlib
+import inspect
 import pathlib
 import subprocess
 import sys
@@ -15,6 +19,8 @@ from cuebm import _cuebm
 
 PACKAGE = pathlib.Path(cuebm.__file__).parent
 ERRORS_STUB = pathlib.Path(__file__).resolve().parents[1] / "stubs" / "_cuebm_errors.pyi"
+PYTHON_MODULES = ["cuebm", "cuebm.data", "cuebm.energies", "cuebm.io", "cuebm.losses",
+                  "cuebm.metrics", "cuebm.samplers", "cuebm.torch", "cuebm.training"]
 
 
 def generate_stubs(out):
@@ -72,3 +78,42 @@ def test_stubs_cover_the_module_in_python_types(tmp_path):
                 note = node.returns if isinstance(node, ast.FunctionDef) else node.annotation
                 if note is not None:
                     assert "::" not in ast.unparse(note), f"{name}.pyi: {ast.unparse(note)}"
+
+
+def public_callables():
+    """(qualified name, object) of every public function, class and method of the Python-level
+    modules (defined there, not imported)."""
+    for module_name in PYTHON_MODULES:
+        module = importlib.import_module(module_name)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module_name:
+                continue
+            if inspect.isfunction(obj):
+                yield f"{module_name}.{name}", obj
+            elif inspect.isclass(obj):
+                yield f"{module_name}.{name}", obj
+                for attr, member in vars(obj).items():
+                    if attr.startswith("_") and attr != "__init__":
+                        continue
+                    if isinstance(member, (staticmethod, classmethod)):
+                        member = member.__func__
+                    if isinstance(member, property):
+                        member = member.fget
+                    if inspect.isfunction(member):
+                        yield f"{module_name}.{name}.{attr}", member
+
+
+def test_python_modules_are_documented_and_annotated():
+    missing = []
+    for qualname, obj in public_callables():
+        if not qualname.endswith("__init__") and not inspect.getdoc(obj):
+            missing.append(f"{qualname}: no docstring")
+        if inspect.isclass(obj):
+            continue
+        sig = inspect.signature(obj)
+        for p in sig.parameters.values():
+            if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty:
+                missing.append(f"{qualname}: parameter {p.name} not annotated")
+        if sig.return_annotation is inspect.Signature.empty:
+            missing.append(f"{qualname}: result not annotated")
+    assert missing == [], "\n".join(missing)
