@@ -24,6 +24,8 @@ void bind_metrics(nb::module_& m);
 void bind_io(nb::module_& m);
 void bind_stream_api(nb::module_& m);
 void bind_testing(nb::module_& m);
+// testing's CUDA memory and stream helpers (testing_cuda.cpp; nothing without CUDA).
+void bind_testing_cuda(nb::module_& testing);
 
 // The dict a MALA or HMC binding returns for a result of n_steps steps (mcmc.cpp).
 nb::dict mcmc_result(cuebm::McmcResult&& r, int n_steps, bool diagnostics);

@@ -184,6 +184,7 @@ void bind_testing(nb::module_& root) {
         throw Error(message);
       },
       nb::arg("kind"), nb::arg("message"), "Throws the named cuEBM C++ exception.");
+  bind_testing_cuda(m);
 }
 
 }  // namespace cuebm::python
