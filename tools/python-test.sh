@@ -5,7 +5,9 @@
 # scikit-build-core from PyPI; when PyPI is unreachable it says so and exits with 77, which CTest
 # (the test python.pytest of tests/CMakeLists.txt, which runs this script) reports as skipped.
 # The module is built CPU-only unless CUEBM_PYTHON_CUDA=ON: its CUDA path needs a GPU to run, and
-# nvcc would add minutes to every CI run.
+# nvcc would add minutes to every CI run (tools/python-emulated-test.sh runs the CUDA-tensor path
+# on the emulated GPU). Usage: tools/python-test.sh [build folder] [pytest arguments (default:
+# python/tests)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath -m "${1:-${CUEBM_BUILD_DIR:-build}}")
@@ -28,4 +30,7 @@ rm -rf "$probe"
   --config-settings=build-dir="$build/python-build" \
   --config-settings=cmake.define.CUEBM_ENABLE_CUDA="${CUEBM_PYTHON_CUDA:-OFF}" \
   --config-settings=cmake.define.CUEBM_WERROR="${CUEBM_WERROR:-OFF}" .
-CUEBM_CLI=${CUEBM_CLI:-$build/bin/cuebm} "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+pytest_args=("${@:2}")
+[[ ${#pytest_args[@]} -gt 0 ]] || pytest_args=(python/tests)
+CUEBM_CLI=${CUEBM_CLI:-$build/bin/cuebm} "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+  "${pytest_args[@]}"

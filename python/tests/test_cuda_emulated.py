@@ -17,6 +17,8 @@ other branch on one backend, so up to max(1, rows / 1000) rows may exceed the ti
 must stay within 0.05 + 0.05 |ref|.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -26,11 +28,14 @@ testing = _cuebm.testing
 HAS_CUDA_HELPERS = hasattr(testing, "cuda_upload")
 EMULATED = HAS_CUDA_HELPERS and testing.cuda_emulated
 
-pytestmark = pytest.mark.skipif(
-    not (_cuebm.built_with_cuda() and _cuebm.cuda_device_count() > 0 and HAS_CUDA_HELPERS),
-    reason="needs a module built with the CUDA backend (emulated or real) and a CUDA device: "
-    + (_cuebm.cuda_unavailable_reason() or "built without CUDA"),
-)
+HAS_DEVICE = _cuebm.built_with_cuda() and _cuebm.cuda_device_count() > 0 and HAS_CUDA_HELPERS
+WHY_NOT = ("needs a module built with the CUDA backend (emulated or real) and a CUDA device: "
+           + (_cuebm.cuda_unavailable_reason() or "built without CUDA"))
+# CI's emulated-GPU run sets CUEBM_REQUIRE_CUDA=1: there a skip would hide a broken build.
+if os.environ.get("CUEBM_REQUIRE_CUDA") == "1" and not HAS_DEVICE:
+    pytest.fail("CUEBM_REQUIRE_CUDA=1 but this module " + WHY_NOT[6:], pytrace=False)
+
+pytestmark = pytest.mark.skipif(not HAS_DEVICE, reason=WHY_NOT)
 
 KDL_CUDA = 2
 ACTIVATIONS = ["relu", "silu", "tanh", "softplus", "leaky_relu", "gelu"]
