@@ -111,14 +111,17 @@ void Mlp::reduce_parameter_gradient(const float* x, int64_t n, float* grad, Bloc
   float* partials = partial.data();
   detail::parallel_for(chunks, [&](int64_t c) {
     float* acc = partials + c * p;
-    std::fill(acc, acc + p, 0.0f);
+    const int64_t b0 = c * per_chunk, b1 = std::min(blocks, (c + 1) * per_chunk);
+    // A chunk's first block writes its partial (no clearing pass); a chunk past the last
+    // block (n just above a multiple of 64 blocks) is zero.
+    if (b0 >= b1) std::fill(acc, acc + p, 0.0f);
     float* scratch = detail::thread_workspace(layout_->floats + (d + 1) * kRowBlock);
     float* x_t = scratch + layout_->floats;
-    for (int64_t b = c * per_chunk; b < std::min(blocks, (c + 1) * per_chunk); ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
       const int64_t row0 = b * kRowBlock;
       const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, n - row0));
       detail::load_block(x, row0, rows, d, x_t);
-      block(row0, rows, x_t, acc, scratch);
+      block(row0, rows, x_t, acc, b == b0, scratch);
     }
   });
   std::copy(partials, partials + p, grad);
@@ -132,11 +135,16 @@ void Mlp::parameter_gradient(const float* x, int64_t n, const float* coeff, floa
                           std::to_string(n));
   if (!x || !coeff || !grad) throw InvalidArgument("Mlp::parameter_gradient: null pointer");
   const int d = dim();
+  const auto args = block_args(widths_, *layout_, params_.data(), weight_offsets_, bias_offsets_,
+                               spec_.activation);
   reduce_parameter_gradient(
-      x, n, grad, [&](int64_t row0, int rows, const float* x_t, float* acc, float* scratch) {
+      x, n, grad,
+      [&](int64_t row0, int rows, const float* x_t, float* acc, bool first, float* scratch) {
         float* c_t = scratch + layout_->floats + d * kRowBlock;
         for (int r = 0; r < kRowBlock; ++r) c_t[r] = r < rows ? coeff[row0 + r] : 0.0f;
-        block_parameter_gradient(x_t, c_t, acc, scratch);
+        float e[kRowBlock];
+        detail::mlp_block_forward(args, x_t, e, scratch);
+        detail::mlp_block_backward(args, x_t, c_t, nullptr, acc, scratch, first);
       });
 }
 
@@ -150,14 +158,15 @@ void Mlp::energy_and_parameter_gradient(const float* x, int64_t n, RowCoefficien
   const auto args = block_args(widths_, *layout_, params_.data(), weight_offsets_, bias_offsets_,
                                spec_.activation);
   reduce_parameter_gradient(
-      x, n, grad, [&](int64_t row0, int rows, const float* x_t, float* acc, float* scratch) {
+      x, n, grad,
+      [&](int64_t row0, int rows, const float* x_t, float* acc, bool first, float* scratch) {
         float* c_t = scratch + layout_->floats + d * kRowBlock;
         float e_t[kRowBlock];
         detail::mlp_block_forward(args, x_t, e_t, scratch);
         std::copy_n(e_t, rows, e + row0);
         coefficients(row0, rows, e_t, c_t);
         std::fill(c_t + rows, c_t + kRowBlock, 0.0f);
-        detail::mlp_block_backward(args, x_t, c_t, nullptr, acc, scratch);
+        detail::mlp_block_backward(args, x_t, c_t, nullptr, acc, scratch, first);
       });
 }
 

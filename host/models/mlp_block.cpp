@@ -165,13 +165,13 @@ void transpose_block(const float* src, int in, float* src_t) {
 }
 
 // gw[j + q][i .. i + 16) += sum_r delta[j + q][r] src_t[r][i .. i + 16) for q < JB, each sum in
-// r order.
+// r order; first: gw starts from 0 instead of its contents.
 template <int JB>
 void accumulate_weight_rows(const float* delta, const float* src_t, int j, int in, int in_vec,
-                            float* gw) {
+                            bool first, float* gw) {
   for (int i = 0; i < in_vec; i += kLanes) {
     Vec acc[JB];
-    for (int q = 0; q < JB; ++q) acc[q] = load_vec(gw + (j + q) * in + i);
+    for (int q = 0; q < JB; ++q) acc[q] = first ? Vec{} : load_vec(gw + (j + q) * in + i);
     for (int r = 0; r < R; ++r) {
       const Vec s = load_vec(src_t + r * in + i);
       for (int q = 0; q < JB; ++q) acc[q] += delta[(j + q) * R + r] * s;
@@ -180,32 +180,33 @@ void accumulate_weight_rows(const float* delta, const float* src_t, int j, int i
   }
 }
 
-// param_grad[W_l] += delta (out x R) . src^T (in x R); param_grad[b_l] += row sums of delta.
-// src is transposed first (src_t: R x in) so the update of a weight row is a vector FMA over
-// its inputs. Every element is summed over r in order, whatever the tiling.
-void accumulate_layer_gradient(const float* delta, const float* src, int out, int in, float* gw,
-                               float* gb, float* src_t) {
+// param_grad[W_l] += delta (out x R) . src^T (in x R); param_grad[b_l] += row sums of delta
+// (first: = instead of +=, the same bits as adding to zeros). src is transposed first (src_t:
+// R x in) so the update of a weight row is a vector FMA over its inputs. Every element is summed
+// over r in order, whatever the tiling.
+void accumulate_layer_gradient(const float* delta, const float* src, int out, int in, bool first,
+                               float* gw, float* gb, float* src_t) {
   transpose_block(src, in, src_t);
   int j = 0;
   for (; j + 8 <= out; j += 8) {  // eight independent sums hide the add latency
     float sb[8] = {};
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < 8; ++q) sb[q] += delta[(j + q) * R + r];
-    for (int q = 0; q < 8; ++q) gb[j + q] += sb[q];
+    for (int q = 0; q < 8; ++q) gb[j + q] = (first ? 0.0f : gb[j + q]) + sb[q];
   }
   for (; j < out; ++j) {
     float sb = 0.0f;
     for (int r = 0; r < R; ++r) sb += delta[j * R + r];
-    gb[j] += sb;
+    gb[j] = (first ? 0.0f : gb[j]) + sb;
   }
   const int in_vec = in - in % kLanes;
   j = 0;
-  for (; j + 8 <= out; j += 8) accumulate_weight_rows<8>(delta, src_t, j, in, in_vec, gw);
-  for (; j + 4 <= out; j += 4) accumulate_weight_rows<4>(delta, src_t, j, in, in_vec, gw);
+  for (; j + 8 <= out; j += 8) accumulate_weight_rows<8>(delta, src_t, j, in, in_vec, first, gw);
+  for (; j + 4 <= out; j += 4) accumulate_weight_rows<4>(delta, src_t, j, in, in_vec, first, gw);
   // The rest: the last out % 4 rows, and the inputs past the last whole vector.
   for (int jj = 0; jj < out; ++jj)
     for (int i = (jj < j ? in_vec : 0); i < in; ++i) {
-      float acc = gw[jj * in + i];
+      float acc = first ? 0.0f : gw[jj * in + i];
       for (int r = 0; r < R; ++r) acc += delta[jj * R + r] * src_t[r * in + i];
       gw[jj * in + i] = acc;
     }
@@ -213,7 +214,7 @@ void accumulate_layer_gradient(const float* delta, const float* src, int out, in
 
 template <Activation A>
 void backward_impl(const MlpBlockArgs& a, const float* x_t, const float* out_weight, float* grad_t,
-                   float* param_grad, float* work) {
+                   float* param_grad, bool first, float* work) {
   const int n_lin = static_cast<int>(a.widths.size()) - 1;
   float* delta = work + a.layout.delta0;
   float* next = work + a.layout.delta1;
@@ -223,7 +224,7 @@ void backward_impl(const MlpBlockArgs& a, const float* x_t, const float* out_wei
     const float* src = l == 0 ? x_t : work + a.layout.act[l];
     const float* w = a.params + a.weight_offset[l];
     if (param_grad)
-      accumulate_layer_gradient(delta, src, out, in, param_grad + a.weight_offset[l],
+      accumulate_layer_gradient(delta, src, out, in, first, param_grad + a.weight_offset[l],
                                 param_grad + a.bias_offset[l], work + a.layout.transposed);
     if (l == 0) {
       if (grad_t) matmul_block(w, 1, in, in, out, nullptr, delta, store_to(grad_t));
@@ -268,9 +269,9 @@ void mlp_block_forward(const MlpBlockArgs& a, const float* x_t, float* e, float*
 }
 
 void mlp_block_backward(const MlpBlockArgs& a, const float* x_t, const float* out_weight,
-                        float* grad_t, float* param_grad, float* work) {
+                        float* grad_t, float* param_grad, float* work, bool param_grad_first) {
   dispatch_activation(a.activation, [&]<Activation A>() {
-    backward_impl<A>(a, x_t, out_weight, grad_t, param_grad, work);
+    backward_impl<A>(a, x_t, out_weight, grad_t, param_grad, param_grad_first, work);
   });
 }
 

@@ -32,8 +32,9 @@ struct MlpBlockArgs {
 void mlp_block_forward(const MlpBlockArgs& a, const float* x_t, float* e, float* work);
 // After mlp_block_forward on the same work: back-propagates the per-lane output weights
 // out_weight[r] (null: 1). Writes dE/dx to grad_t when not null; adds the parameter gradient
-// to param_grad when not null.
+// to param_grad when not null (param_grad_first: writes it, the bits of adding it to zeros).
 void mlp_block_backward(const MlpBlockArgs& a, const float* x_t, const float* out_weight,
-                        float* grad_t, float* param_grad, float* work);
+                        float* grad_t, float* param_grad, float* work,
+                        bool param_grad_first = false);
 
 }  // namespace cuebm::detail

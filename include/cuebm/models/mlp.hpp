@@ -77,9 +77,9 @@ class Mlp : public Energy {
                                 float* work) const;
 
  private:
-  // The chunked reduction of parameter_gradient: block(row0, rows, x_t, acc, scratch) adds one
-  // block's gradient to its chunk's partial sum acc; chunks are fixed by n alone and summed in
-  // order.
+  // The chunked reduction of parameter_gradient: block(row0, rows, x_t, acc, first, scratch)
+  // adds one block's gradient to its chunk's partial sum acc (first: the chunk's first block,
+  // which writes it); chunks are fixed by n alone and summed in order.
   template <class Block>
   void reduce_parameter_gradient(const float* x, int64_t n, float* grad, Block&& block) const;
 
