@@ -97,10 +97,12 @@ void Mlp::block_parameter_gradient(const float* x_t, const float* coeff, float* 
   detail::mlp_block_backward(args, x_t, coeff, nullptr, grad, work);
 }
 
-template <class Block>
-void Mlp::reduce_parameter_gradient(const float* x, int64_t n, float* grad, Block&& block) const {
+void Mlp::gradient_pass(const float* x, int64_t n, RowCoefficients coefficients, float* e,
+                        float* grad) const {
   const int d = dim();
   const std::size_t p = num_parameters();
+  const auto args = block_args(widths_, *layout_, params_.data(), weight_offsets_, bias_offsets_,
+                               spec_.activation);
   // Chunks of blocks fixed by n alone, each with its own partial sum, reduced in order:
   // the result does not depend on the thread count.
   const int64_t blocks = detail::num_blocks(n);
@@ -117,11 +119,17 @@ void Mlp::reduce_parameter_gradient(const float* x, int64_t n, float* grad, Bloc
     if (b0 >= b1) std::fill(acc, acc + p, 0.0f);
     float* scratch = detail::thread_workspace(layout_->floats + (d + 1) * kRowBlock);
     float* x_t = scratch + layout_->floats;
+    float* c_t = x_t + d * kRowBlock;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t row0 = b * kRowBlock;
       const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, n - row0));
       detail::load_block(x, row0, rows, d, x_t);
-      block(row0, rows, x_t, acc, b == b0, scratch);
+      float e_t[kRowBlock];
+      detail::mlp_block_forward(args, x_t, e_t, scratch);
+      if (e) std::copy_n(e_t, rows, e + row0);
+      coefficients(row0, rows, e_t, c_t);
+      std::fill(c_t + rows, c_t + kRowBlock, 0.0f);
+      detail::mlp_block_backward(args, x_t, c_t, nullptr, acc, scratch, b == b0);
     }
   });
   std::copy(partials, partials + p, grad);
@@ -134,18 +142,12 @@ void Mlp::parameter_gradient(const float* x, int64_t n, const float* coeff, floa
     throw InvalidArgument("Mlp::parameter_gradient: batch must have >= 1 rows, got " +
                           std::to_string(n));
   if (!x || !coeff || !grad) throw InvalidArgument("Mlp::parameter_gradient: null pointer");
-  const int d = dim();
-  const auto args = block_args(widths_, *layout_, params_.data(), weight_offsets_, bias_offsets_,
-                               spec_.activation);
-  reduce_parameter_gradient(
-      x, n, grad,
-      [&](int64_t row0, int rows, const float* x_t, float* acc, bool first, float* scratch) {
-        float* c_t = scratch + layout_->floats + d * kRowBlock;
-        for (int r = 0; r < kRowBlock; ++r) c_t[r] = r < rows ? coeff[row0 + r] : 0.0f;
-        float e[kRowBlock];
-        detail::mlp_block_forward(args, x_t, e, scratch);
-        detail::mlp_block_backward(args, x_t, c_t, nullptr, acc, scratch, first);
-      });
+  gradient_pass(
+      x, n,
+      [coeff](int64_t row0, int rows, const float*, float* c) {
+        std::copy_n(coeff + row0, rows, c);
+      },
+      nullptr, grad);
 }
 
 void Mlp::energy_and_parameter_gradient(const float* x, int64_t n, RowCoefficients coefficients,
@@ -154,20 +156,7 @@ void Mlp::energy_and_parameter_gradient(const float* x, int64_t n, RowCoefficien
     throw InvalidArgument("Mlp::energy_and_parameter_gradient: batch must have >= 1 rows, got " +
                           std::to_string(n));
   if (!x || !e || !grad) throw InvalidArgument("Mlp::energy_and_parameter_gradient: null pointer");
-  const int d = dim();
-  const auto args = block_args(widths_, *layout_, params_.data(), weight_offsets_, bias_offsets_,
-                               spec_.activation);
-  reduce_parameter_gradient(
-      x, n, grad,
-      [&](int64_t row0, int rows, const float* x_t, float* acc, bool first, float* scratch) {
-        float* c_t = scratch + layout_->floats + d * kRowBlock;
-        float e_t[kRowBlock];
-        detail::mlp_block_forward(args, x_t, e_t, scratch);
-        std::copy_n(e_t, rows, e + row0);
-        coefficients(row0, rows, e_t, c_t);
-        std::fill(c_t + rows, c_t + kRowBlock, 0.0f);
-        detail::mlp_block_backward(args, x_t, c_t, nullptr, acc, scratch, first);
-      });
+  gradient_pass(x, n, coefficients, e, grad);
 }
 
 }  // namespace cuebm

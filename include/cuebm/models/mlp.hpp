@@ -77,11 +77,11 @@ class Mlp : public Energy {
                                 float* work) const;
 
  private:
-  // The chunked reduction of parameter_gradient: block(row0, rows, x_t, acc, first, scratch)
-  // adds one block's gradient to its chunk's partial sum acc (first: the chunk's first block,
-  // which writes it); chunks are fixed by n alone and summed in order.
-  template <class Block>
-  void reduce_parameter_gradient(const float* x, int64_t n, float* grad, Block&& block) const;
+  // Both gradients' pass: per block, the forward pass (E into e when not null), the weights from
+  // `coefficients`, the backward pass into the chunk's partial; chunks are fixed by n alone and
+  // summed in order, so the result does not depend on the thread count.
+  void gradient_pass(const float* x, int64_t n, RowCoefficients coefficients, float* e,
+                     float* grad) const;
 
   MlpSpec spec_;
   std::vector<int> widths_;
