@@ -45,14 +45,13 @@ void matmul_tile(const float* m, int so, int sk, int o, int v0, int n_in, const 
     for (int v = 0; v < VB; ++v) store(o + q, v0 + v, acc[q][v]);
 }
 
-// Wide layers in tiles of 16 outputs x one vector of rows: each weight feeds one FMA, so the
-// compiler folds its broadcast into the FMA (a separate broadcast costs an FP-pipe slot).
+// Tiles of 8 outputs x both vectors of rows: each broadcast weight feeds two FMAs. (16 x 1 tiles,
+// with the broadcast folded into the FMA, need 16 weight-row addresses for runtime strides and
+// ran 4% slower here.)
 template <class Store>
 void matmul_block(const float* m, int so, int sk, int n_out, int n_in, const float* bias,
                   const float* src, Store&& store) {
   int o = 0;
-  for (; o + 16 <= n_out; o += 16)
-    for (int v = 0; v < V; ++v) matmul_tile<16, 1>(m, so, sk, o, v, n_in, bias, src, store);
   for (; o + 8 <= n_out; o += 8) matmul_tile<8, V>(m, so, sk, o, 0, n_in, bias, src, store);
   for (; o + 4 <= n_out; o += 4) matmul_tile<4, V>(m, so, sk, o, 0, n_in, bias, src, store);
   // Pairs too: dE/dx of 2-D inputs is two outputs, four chains instead of two.
