@@ -24,6 +24,7 @@
 
 #include "cuebm/models/energy.hpp"
 #include "cuebm/runtime/error.hpp"
+#include "invalid_argument_support.hpp"
 #include "reference/reference.hpp"
 
 namespace cuebm {
@@ -43,17 +44,7 @@ std::vector<float> RandomNormal(std::size_t n, double scale, uint64_t seed) {
   return v;
 }
 
-template <typename F>
-void ExpectInvalid(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected InvalidArgument";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(msg.find(n), std::string::npos) << "message '" << msg << "' lacks '" << n << "'";
-  }
-}
+using testing_support::ExpectInvalid;
 
 bool Close(double got, double ref, double scale) {
   return std::abs(got - ref) <= 1e-6 + 1e-5 * scale;  // NaN fails

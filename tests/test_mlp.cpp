@@ -29,6 +29,7 @@
 #include "cuebm/models/energy.hpp"
 #include "cuebm/runtime/device.hpp"
 #include "cuebm/runtime/error.hpp"
+#include "invalid_argument_support.hpp"
 #include "reference/reference.hpp"
 
 namespace cuebm {
@@ -108,18 +109,7 @@ double MaxAbsOrOne(const std::vector<double>& v) {
   return m;
 }
 
-// Runs f and expects InvalidArgument whose message contains every needle.
-template <typename F>
-void ExpectInvalid(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected InvalidArgument";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(msg.find(n), std::string::npos) << "message '" << msg << "' lacks '" << n << "'";
-  }
-}
+using testing_support::ExpectInvalid;
 
 MlpSpec Spec(const Arch& a, Activation act) { return MlpSpec{a.input_dim, a.hidden, act}; }
 

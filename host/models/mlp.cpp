@@ -88,15 +88,6 @@ void Mlp::block_gradient(const float* x_t, float* grad_t, float* e, float* work)
   detail::mlp_block_backward(args, x_t, nullptr, grad_t, nullptr, work);
 }
 
-void Mlp::block_parameter_gradient(const float* x_t, const float* coeff, float* grad,
-                                   float* work) const {
-  const auto args = block_args(widths_, *layout_, params_.data(), weight_offsets_, bias_offsets_,
-                               spec_.activation);
-  float e[kRowBlock];
-  detail::mlp_block_forward(args, x_t, e, work);
-  detail::mlp_block_backward(args, x_t, coeff, nullptr, grad, work);
-}
-
 void Mlp::gradient_pass(const float* x, int64_t n, RowCoefficients coefficients, float* e,
                         float* grad) const {
   const int d = dim();

@@ -24,25 +24,25 @@ inline Vec load_vec(const float* p) {
 }
 inline void store_vec(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); }
 
-// Hands bias[o + q] + sum_k M(o + q, k) src[k][r] for q < OB and the rows r of the vectors
-// v0 .. v0 + VB - 1 to store(o + q, v, value), with M(o, k) = m[o * so + k * sk]. The OB x VB
-// accumulators stay in registers; each sum runs over k in order whatever the tile shape.
-template <int OB, int VB, class Store>
-void matmul_tile(const float* m, int so, int sk, int o, int v0, int n_in, const float* bias,
+// Hands bias[o + q] + sum_k M(o + q, k) src[k][r] for q < OB and every row r to
+// store(o + q, v, value), one vector v of rows at a time, with M(o, k) = m[o * so + k * sk]. The
+// OB x V accumulators stay in registers; each sum runs over k in order whatever the tile shape.
+template <int OB, class Store>
+void matmul_tile(const float* m, int so, int sk, int o, int n_in, const float* bias,
                  const float* src, Store& store) {
-  Vec acc[OB][VB];
+  Vec acc[OB][V];
   for (int q = 0; q < OB; ++q)
-    for (int v = 0; v < VB; ++v) acc[q][v] = Vec{} + (bias ? bias[o + q] : 0.0f);
+    for (int v = 0; v < V; ++v) acc[q][v] = Vec{} + (bias ? bias[o + q] : 0.0f);
   for (int k = 0; k < n_in; ++k) {
-    Vec s[VB];
-    for (int v = 0; v < VB; ++v) s[v] = load_vec(src + k * R + (v0 + v) * kLanes);
+    Vec s[V];
+    for (int v = 0; v < V; ++v) s[v] = load_vec(src + k * R + v * kLanes);
     for (int q = 0; q < OB; ++q) {
       const float w = m[(o + q) * so + k * sk];
-      for (int v = 0; v < VB; ++v) acc[q][v] += w * s[v];
+      for (int v = 0; v < V; ++v) acc[q][v] += w * s[v];
     }
   }
   for (int q = 0; q < OB; ++q)
-    for (int v = 0; v < VB; ++v) store(o + q, v0 + v, acc[q][v]);
+    for (int v = 0; v < V; ++v) store(o + q, v, acc[q][v]);
 }
 
 // Tiles of 8 outputs x both vectors of rows: each broadcast weight feeds two FMAs. (16 x 1 tiles,
@@ -52,11 +52,11 @@ template <class Store>
 void matmul_block(const float* m, int so, int sk, int n_out, int n_in, const float* bias,
                   const float* src, Store&& store) {
   int o = 0;
-  for (; o + 8 <= n_out; o += 8) matmul_tile<8, V>(m, so, sk, o, 0, n_in, bias, src, store);
-  for (; o + 4 <= n_out; o += 4) matmul_tile<4, V>(m, so, sk, o, 0, n_in, bias, src, store);
+  for (; o + 8 <= n_out; o += 8) matmul_tile<8>(m, so, sk, o, n_in, bias, src, store);
+  for (; o + 4 <= n_out; o += 4) matmul_tile<4>(m, so, sk, o, n_in, bias, src, store);
   // Pairs too: dE/dx of 2-D inputs is two outputs, four chains instead of two.
-  for (; o + 2 <= n_out; o += 2) matmul_tile<2, V>(m, so, sk, o, 0, n_in, bias, src, store);
-  for (; o < n_out; ++o) matmul_tile<1, V>(m, so, sk, o, 0, n_in, bias, src, store);
+  for (; o + 2 <= n_out; o += 2) matmul_tile<2>(m, so, sk, o, n_in, bias, src, store);
+  for (; o < n_out; ++o) matmul_tile<1>(m, so, sk, o, n_in, bias, src, store);
 }
 
 // f(z) and f'(z) of a whole vector. ReLU's and LeakyReLU's are written as vector selects: the

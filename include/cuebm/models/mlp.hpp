@@ -71,10 +71,6 @@ class Mlp : public Energy {
   std::size_t block_workspace_floats() const override;
   void block_energy(const float* x_t, float* e, float* work) const override;
   void block_gradient(const float* x_t, float* grad_t, float* e, float* work) const override;
-  // Adds the parameter gradient of sum_r coeff[r] E(x_r) for one block to grad; lanes with
-  // coeff 0 contribute nothing.
-  void block_parameter_gradient(const float* x_t, const float* coeff, float* grad,
-                                float* work) const;
 
  private:
   // Both gradients' pass: per block, the forward pass (E into e when not null), the weights from
