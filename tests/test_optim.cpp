@@ -247,6 +247,20 @@ TEST(ClipGradNorm, AboveThresholdScalesByMaxNormOverNormPlusEps) {
   EXPECT_GT(std::abs(small[0] - 1.2e-5 * 1e-5 / norm), 1e-5 * small[0]);
 }
 
+TEST(ClipGradNorm, EveryLengthCountsEveryElement) {
+  // The norm is summed in eight running sums plus a tail: lengths 1 to 17 cover every tail and
+  // whole groups; the tutorial's 4353 parameters are 544 groups and one tail element.
+  for (std::size_t n : {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 4353}) {
+    const std::vector<float> g = RandomGrad(n, static_cast<uint32_t>(n), 1.0);
+    EXPECT_NEAR(cuebm::grad_norm(g), NormDouble(g), 1e-14 * NormDouble(g)) << "length " << n;
+  }
+  for (std::size_t n = 1; n <= 17; ++n) {
+    std::vector<float> one_hot(n, 0.0f);
+    one_hot.back() = 3.0f;  // the last element alone: a dropped tail gives 0
+    EXPECT_EQ(cuebm::grad_norm(one_hot), 3.0) << "length " << n;
+  }
+}
+
 TEST(ClipGradNorm, NormIsAccumulatedInDouble) {
   // Squares of 1e20 overflow float32; the norm sqrt(n) 1e20 must not.
   std::vector<float> g(100, 1e20f);

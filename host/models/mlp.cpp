@@ -88,6 +88,13 @@ void Mlp::block_gradient(const float* x_t, float* grad_t, float* e, float* work)
   detail::mlp_block_backward(args, x_t, nullptr, grad_t, nullptr, work);
 }
 
+void Mlp::block_parameter_gradient(const float* x_t, const float* coeff_t, float* param_grad,
+                                   bool first, float* work) const {
+  const auto args = block_args(widths_, *layout_, params_.data(), weight_offsets_, bias_offsets_,
+                               spec_.activation);
+  detail::mlp_block_backward(args, x_t, coeff_t, nullptr, param_grad, work, first);
+}
+
 void Mlp::gradient_pass(const float* x, int64_t n, RowCoefficients coefficients, float* e,
                         float* grad) const {
   const int d = dim();
@@ -97,7 +104,7 @@ void Mlp::gradient_pass(const float* x, int64_t n, RowCoefficients coefficients,
   // Chunks of blocks fixed by n alone, each with its own partial sum, reduced in order:
   // the result does not depend on the thread count.
   const int64_t blocks = detail::num_blocks(n);
-  const int64_t chunks = std::min<int64_t>(blocks, 64);
+  const int64_t chunks = detail::gradient_chunks(blocks);
   const int64_t per_chunk = (blocks + chunks - 1) / chunks;
   thread_local std::vector<float> partial;
   if (partial.size() < static_cast<std::size_t>(chunks) * p) partial.resize(chunks * p);
@@ -120,12 +127,10 @@ void Mlp::gradient_pass(const float* x, int64_t n, RowCoefficients coefficients,
       if (e) std::copy_n(e_t, rows, e + row0);
       coefficients(row0, rows, e_t, c_t);
       std::fill(c_t + rows, c_t + kRowBlock, 0.0f);
-      detail::mlp_block_backward(args, x_t, c_t, nullptr, acc, scratch, b == b0);
+      block_parameter_gradient(x_t, c_t, acc, b == b0, scratch);
     }
   });
-  std::copy(partials, partials + p, grad);
-  for (int64_t c = 1; c < chunks; ++c)
-    for (std::size_t i = 0; i < p; ++i) grad[i] += partials[c * p + i];
+  detail::sum_partials(partials, chunks, p, grad);
 }
 
 void Mlp::parameter_gradient(const float* x, int64_t n, const float* coeff, float* grad) const {

@@ -2,6 +2,7 @@
 // transposes.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -41,6 +42,17 @@ inline void load_block(const float* x, int64_t row0, int64_t rows, int dim, floa
     const float* src = x + (row0 + (r < rows ? r : rows - 1)) * dim;
     for (int d = 0; d < dim; ++d) x_t[d * kRowBlock + r] = src[d];
   }
+}
+
+// The partial sums of a batch's parameter gradient: chunks of whole blocks fixed by the number
+// of blocks alone (so the result does not depend on the thread count), at most 64 of them.
+inline int64_t gradient_chunks(int64_t blocks) { return std::min<int64_t>(blocks, 64); }
+
+// out = partials[0] + partials[1] + ... + partials[chunks - 1] (each p floats), in that order.
+inline void sum_partials(const float* partials, int64_t chunks, std::size_t p, float* out) {
+  std::copy(partials, partials + p, out);
+  for (int64_t c = 1; c < chunks; ++c)
+    for (std::size_t i = 0; i < p; ++i) out[i] += partials[c * p + i];
 }
 
 inline void store_block(const float* x_t, int64_t row0, int64_t rows, int dim, float* x) {

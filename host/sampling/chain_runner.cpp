@@ -52,6 +52,8 @@ int64_t run_chains_cpu(const Energy& energy, float* x, int64_t n, const ChainPla
 
     for (int t = 0; t < plan.n_steps; ++t) {
       energy.block_gradient(x_t, g_t, e_t, scratch);
+      if (t == 0 && plan.after_first_gradient)
+        (*plan.after_first_gradient)(row0, static_cast<int>(rows), x_t, e_t, scratch);
       if (diag && t > 0) diag[(t - 1) * stride + 2 * dim] = sum_rows(e_t, rows);
       const float eta = plan.eta[t], coef = plan.noise_coef[t];
       const uint64_t step = plan.step_offset + t;
@@ -90,6 +92,8 @@ int64_t run_chains_cpu(const Energy& energy, float* x, int64_t n, const ChainPla
       energy.block_energy(x_t, e_t, scratch);
       diag[(plan.n_steps - 1) * stride + 2 * dim] = sum_rows(e_t, rows);
     }
+    if (plan.after_last_step)
+      (*plan.after_last_step)(row0, static_cast<int>(rows), x_t, nullptr, scratch);
     store_block(x_t, row0, rows, dim, x);
     for (int64_t r = 0; r < rows; ++r) {
       bool finite = true;

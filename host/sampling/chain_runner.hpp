@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "cuebm/models/energy.hpp"
+#include "cuebm/runtime/function_ref.hpp"
 
 namespace cuebm::detail {
 
@@ -21,6 +22,14 @@ struct ChainPlan {
   double* diagnostics = nullptr;
   // When set, eps of (step t, row, coordinate d) is noise[(t * n + row) * dim + d] (not Philox).
   const float* noise = nullptr;
+  // Called per block with its first row, its number of rows, x_t, e_t and the energy's
+  // workspace: after the first step's gradient (x_t the initial state, e_t its energies, work
+  // holding its forward pass) and after the last step (x_t the final state, e_t null). CD's
+  // fused iteration uses them (host/training/fused_cd.hpp).
+  using BlockHook =
+      FunctionRef<void(int64_t row0, int rows, const float* x_t, const float* e_t, float* work)>;
+  const BlockHook* after_first_gradient = nullptr;
+  const BlockHook* after_last_step = nullptr;
 };
 
 inline int diagnostics_stride(int dim) { return 2 * dim + 1; }

@@ -11,6 +11,7 @@
 #include "host/sampling/cuda_langevin.hpp"  // plain C++; its functions exist only when CUEBM_HAVE_CUDA
 #include "host/sampling/langevin_options.hpp"
 #include "host/training/cuda_trainer.hpp"  // plain C++; its functions exist only when CUEBM_HAVE_CUDA
+#include "host/training/fused_cd.hpp"
 #include "host/training/mcmc_negatives.hpp"
 #include "kernels/training/optim.cuh"
 
@@ -185,6 +186,9 @@ CDTrainer::CDTrainer(Mlp& model, const TrainerOptions& options, int64_t max_batc
   }
   neg_.resize(max_batch * d);
   both_.resize(2 * max_batch * d);
+  if (!options.cd.persistent && options.negatives.kind == NegativeSampler::langevin &&
+      !device.is_cuda())
+    partials_.resize(detail::fused_cd_partial_floats(model, max_batch));
   energies_.resize(2 * max_batch);
   grad_.resize(model.num_parameters());
   start_rows_.resize(max_batch);
@@ -360,34 +364,38 @@ StepStats CDTrainer::step(const float* batch, int64_t rows) {
 #endif
   if (score_) return score_matching_step(batch, rows);
 
-  if (options_.cd.persistent) {
-    if (!buffer_ready_) init_buffer();
-    start_negatives(rows);
-  } else {
-    std::copy_n(batch, rows * d, neg_.data());
-  }
   StepStats stats;
   const uint64_t step_offset = static_cast<uint64_t>(iteration_) * options_.cd.k_steps;
-  if (mcmc_) {
-    stats.acceptance = mcmc_->run(model_, neg_.data(), rows, 0, step_offset);
-  } else {
-    detail::ChainPlan plan = make_plan(*steps_, options_.sampler, options_.seed);
-    plan.step_offset = step_offset;
-    detail::run_chains_cpu(model_, neg_.data(), rows, plan);
-  }
-
-  std::copy_n(batch, rows * d, both_.data());
-  std::copy_n(neg_.data(), rows * d, both_.data() + rows * d);
+  const float wf = options_.cd.energy_reg_weight;
+  detail::ChainPlan plan = make_plan(*steps_, options_.sampler, options_.seed);
+  plan.step_offset = step_offset;
   // The loss gradient sum_i c_i dE(x_i)/dtheta with c_i from E(x_i), in the energies' pass;
   // it is discarded below when the loss is not finite.
-  const float inv_n = 1.0f / static_cast<float>(rows);
-  const float wf = options_.cd.energy_reg_weight;
-  model_.energy_and_parameter_gradient(
-      both_.data(), 2 * rows,
-      [&](int64_t row0, int n, const float* e, float* c) {
-        for (int r = 0; r < n; ++r) c[r] = detail::cd_coefficient(e[r], row0 + r < rows, wf, inv_n);
-      },
-      energies_.data(), grad_.data());
+  if (!partials_.empty() && detail::fused_cd_applies(rows, plan.n_steps)) {
+    detail::fused_cd_iteration(model_, batch, rows, plan, wf, neg_.data(), energies_.data(),
+                               grad_.data(), partials_.data());
+  } else {
+    if (options_.cd.persistent) {
+      if (!buffer_ready_) init_buffer();
+      start_negatives(rows);
+    } else {
+      std::copy_n(batch, rows * d, neg_.data());
+    }
+    if (mcmc_)
+      stats.acceptance = mcmc_->run(model_, neg_.data(), rows, 0, step_offset);
+    else
+      detail::run_chains_cpu(model_, neg_.data(), rows, plan);
+    std::copy_n(batch, rows * d, both_.data());
+    std::copy_n(neg_.data(), rows * d, both_.data() + rows * d);
+    const float inv_n = 1.0f / static_cast<float>(rows);
+    model_.energy_and_parameter_gradient(
+        both_.data(), 2 * rows,
+        [&](int64_t row0, int n, const float* e, float* c) {
+          for (int r = 0; r < n; ++r)
+            c[r] = detail::cd_coefficient(e[r], row0 + r < rows, wf, inv_n);
+        },
+        energies_.data(), grad_.data());
+  }
   const float* pos_e = energies_.data();
   const float* neg_e = energies_.data() + rows;
   stats.loss = cd_loss(pos_e, neg_e, rows, options_.cd.energy_reg_weight);

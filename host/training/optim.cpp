@@ -53,9 +53,16 @@ void Adam::load_state(int64_t steps, std::span<const float> m, std::span<const f
 }
 
 double grad_norm(std::span<const float> grad) {
-  double s = 0;
-  for (float g : grad) s += static_cast<double>(g) * g;
-  return std::sqrt(s);
+  // Eight running sums (one vector of doubles) rather than one: a single sum is a chain of
+  // dependent additions, 4 us for the tutorial's 4353 parameters, in every CD iteration.
+  constexpr std::size_t kSums = 8;
+  double s[kSums] = {};
+  const std::size_t whole = grad.size() - grad.size() % kSums;
+  for (std::size_t i = 0; i < whole; i += kSums)
+    for (std::size_t k = 0; k < kSums; ++k) s[k] += static_cast<double>(grad[i + k]) * grad[i + k];
+  for (std::size_t i = whole; i < grad.size(); ++i)
+    s[i - whole] += static_cast<double>(grad[i]) * grad[i];
+  return std::sqrt(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
 }
 
 double clip_grad_norm(std::span<float> grad, double max_norm) {

@@ -71,6 +71,11 @@ class Mlp : public Energy {
   std::size_t block_workspace_floats() const override;
   void block_energy(const float* x_t, float* e, float* work) const override;
   void block_gradient(const float* x_t, float* grad_t, float* e, float* work) const override;
+  // After block_energy or block_gradient of x_t in work: adds the gradient of
+  // sum_r coeff_t[r] E(x_r) over the block's kRowBlock lanes to param_grad (first: writes it,
+  // the bits of adding it to zeros). The block step of parameter_gradient().
+  void block_parameter_gradient(const float* x_t, const float* coeff_t, float* param_grad,
+                                bool first, float* work) const;
 
  private:
   // Both gradients' pass: per block, the forward pass (E into e when not null), the weights from

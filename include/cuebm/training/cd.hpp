@@ -217,6 +217,7 @@ class CDTrainer {
   int consecutive_nonfinite_ = 0;
   mutable std::vector<float> neg_;
   std::vector<float> energies_, grad_, both_, sample_work_;
+  std::vector<float> partials_;  // fused CD iterations' partial gradients (host/training/fused_cd)
   mutable std::vector<float> buffer_;
   std::vector<int64_t> start_rows_, refresh_rows_;
   int64_t buffer_ptr_ = 0;
