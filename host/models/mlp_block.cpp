@@ -163,8 +163,22 @@ void transpose_block(const float* src, int in, float* src_t) {
     for (int r = 0; r < R; ++r) src_t[r * in + i] = src[i * R + r];
 }
 
+// acc + product with the product rounded first, not one FMA: the weight gradients of single
+// output rows and of the inputs past the last whole vector were scalar loops, which GCC
+// vectorised without contracting, and these keep their bits (trained models stay the same).
+// The empty asm hides the product from the compiler's contraction.
+inline Vec add_rounded_product(Vec acc, Vec product) {
+#if defined(__AVX512F__)
+  asm("" : "+v"(product));
+#else
+  asm("" : "+m"(product));
+#endif
+  return acc + product;
+}
+
 // gw[j + q][i .. i + 16) += sum_r delta[j + q][r] src_t[r][i .. i + 16) for q < JB, each sum in
-// r order; first: gw starts from 0 instead of its contents.
+// r order (products rounded before the sum for JB = 1: add_rounded_product); first: gw starts
+// from 0 instead of its contents.
 template <int JB>
 void accumulate_weight_rows(const float* delta, const float* src_t, int j, int in, int in_vec,
                             bool first, float* gw) {
@@ -173,18 +187,45 @@ void accumulate_weight_rows(const float* delta, const float* src_t, int j, int i
     for (int q = 0; q < JB; ++q) acc[q] = first ? Vec{} : load_vec(gw + (j + q) * in + i);
     for (int r = 0; r < R; ++r) {
       const Vec s = load_vec(src_t + r * in + i);
-      for (int q = 0; q < JB; ++q) acc[q] += delta[(j + q) * R + r] * s;
+      for (int q = 0; q < JB; ++q)
+        acc[q] = JB == 1 ? add_rounded_product(acc[q], delta[(j + q) * R + r] * s)
+                         : acc[q] + delta[(j + q) * R + r] * s;
     }
     for (int q = 0; q < JB; ++q) store_vec(gw + (j + q) * in + i, acc[q]);
   }
 }
 
+// gw[j .. j + 16 * JV)[i] += sum_r delta_t[r][j ..] src[i][r]: the weights of input i for
+// whole vectors of outputs, each sum in r order (narrow inputs: the first layer's 2 inputs would
+// otherwise be 2 x out scalar chains of R dependent FMAs).
+template <int JV>
+void accumulate_weight_columns(const float* delta_t, const float* src, int j, int i, int out,
+                               int in, bool first, float* gw) {
+  Vec acc[JV];
+  for (int v = 0; v < JV; ++v) {
+    float lanes[kLanes];
+    for (int q = 0; q < kLanes; ++q) lanes[q] = first ? 0.0f : gw[(j + v * kLanes + q) * in + i];
+    acc[v] = load_vec(lanes);
+  }
+  for (int r = 0; r < R; ++r) {
+    const float s = src[i * R + r];
+    for (int v = 0; v < JV; ++v)
+      acc[v] = add_rounded_product(acc[v], load_vec(delta_t + r * out + j + v * kLanes) * s);
+  }
+  for (int v = 0; v < JV; ++v) {
+    float lanes[kLanes];
+    store_vec(lanes, acc[v]);
+    for (int q = 0; q < kLanes; ++q) gw[(j + v * kLanes + q) * in + i] = lanes[q];
+  }
+}
+
 // param_grad[W_l] += delta (out x R) . src^T (in x R); param_grad[b_l] += row sums of delta
 // (first: = instead of +=, the same bits as adding to zeros). src is transposed first (src_t:
-// R x in) so the update of a weight row is a vector FMA over its inputs. Every element is summed
-// over r in order, whatever the tiling.
+// R x in) so the update of a weight row is a vector FMA over its inputs; the inputs past the
+// last whole vector of inputs take delta transposed (delta_t: R x out) and run over vectors of
+// outputs instead. Every element is summed over r in order, whatever the tiling.
 void accumulate_layer_gradient(const float* delta, const float* src, int out, int in, bool first,
-                               float* gw, float* gb, float* src_t) {
+                               float* gw, float* gb, float* src_t, float* delta_t) {
   transpose_block(src, in, src_t);
   int j = 0;
   for (; j + 8 <= out; j += 8) {  // eight independent sums hide the add latency
@@ -202,13 +243,23 @@ void accumulate_layer_gradient(const float* delta, const float* src, int out, in
   j = 0;
   for (; j + 8 <= out; j += 8) accumulate_weight_rows<8>(delta, src_t, j, in, in_vec, first, gw);
   for (; j + 4 <= out; j += 4) accumulate_weight_rows<4>(delta, src_t, j, in, in_vec, first, gw);
-  // The rest: the last out % 4 rows, and the inputs past the last whole vector.
-  for (int jj = 0; jj < out; ++jj)
-    for (int i = (jj < j ? in_vec : 0); i < in; ++i) {
-      float acc = first ? 0.0f : gw[jj * in + i];
-      for (int r = 0; r < R; ++r) acc += delta[jj * R + r] * src_t[r * in + i];
-      gw[jj * in + i] = acc;
+  for (; j < out; ++j) accumulate_weight_rows<1>(delta, src_t, j, in, in_vec, first, gw);
+  if (in_vec == in) return;
+  // The inputs past the last whole vector: whole vectors of outputs, then the last out % 16.
+  const int out_vec = out - out % kLanes;
+  if (out_vec > 0) transpose_block(delta, out, delta_t);
+  for (int i = in_vec; i < in; ++i) {
+    j = 0;
+    for (; j + 4 * kLanes <= out_vec; j += 4 * kLanes)
+      accumulate_weight_columns<4>(delta_t, src, j, i, out, in, first, gw);
+    for (; j < out_vec; j += kLanes)
+      accumulate_weight_columns<1>(delta_t, src, j, i, out, in, first, gw);
+    for (; j < out; ++j) {
+      float acc = first ? 0.0f : gw[j * in + i];
+      for (int r = 0; r < R; ++r) acc += delta[j * R + r] * src[i * R + r];
+      gw[j * in + i] = acc;
     }
+  }
 }
 
 template <Activation A>
@@ -224,7 +275,8 @@ void backward_impl(const MlpBlockArgs& a, const float* x_t, const float* out_wei
     const float* w = a.params + a.weight_offset[l];
     if (param_grad)
       accumulate_layer_gradient(delta, src, out, in, first, param_grad + a.weight_offset[l],
-                                param_grad + a.bias_offset[l], work + a.layout.transposed);
+                                param_grad + a.bias_offset[l], work + a.layout.transposed,
+                                work + a.layout.transposed_delta);
     if (l == 0) {
       if (grad_t) matmul_block(w, 1, in, in, out, nullptr, delta, store_to(grad_t));
       break;
@@ -257,6 +309,8 @@ MlpBlockLayout::MlpBlockLayout(const std::vector<int>& widths) {
   for (int l = 0; l < n_lin; ++l) widest_input = std::max(widest_input, widths[l]);
   transposed = floats;
   floats += static_cast<std::size_t>(widest_input) * R;
+  transposed_delta = floats;
+  floats += static_cast<std::size_t>(widest) * R;
   delta0 = floats;
   floats += static_cast<std::size_t>(widest) * R;
   delta1 = floats;
