@@ -5,14 +5,15 @@ Runs bench/torchebm_tutorial_script.py (TorchEBM 0.3.17) and examples/python/gau
 (cuEBM's Python package) as whole processes, as a user runs them: interpreter start, imports,
 200 epochs of CD-10, the density figures with their samples, the final samples. Each side runs at
 1 thread and at all cores, --repeats times, interleaved; its best time over thread counts and
-repeats is compared. With figures, each script reports the time it spent in matplotlib's drawing
-(the same Python code on both sides), and the table also gives the time without it; with
---figures both (default) it also runs them with --no-figures (no figures, no figure samples).
+repeats is compared. With figures, each script reports the time it spent in matplotlib
+(importing it and drawing: the same Python code on both sides), and the table also gives the
+time without it; with --figures both (default) it also runs them with --no-figures (no figures,
+no figure samples).
 
 Usage: PYTHONPATH=python /usr/bin/python3 bench/tutorial_script.py [--repeats 3]
        [--figures both|on|off] [--epochs 200] [--force]
 Prints one table (markdown) and exits 0; exit status 3 when the machine is busy (1-minute load
-above 0.5, not --force) or a peer is missing.
+above 0.5 after waiting up to 2 minutes, not --force) or a peer is missing.
 """
 
 import argparse
@@ -49,7 +50,7 @@ def run_once(side, threads, figures, epochs, out_dir):
                            f"{r.stderr[-2000:]}")
     drawing = 0.0
     for line in r.stdout.splitlines():
-        if line.startswith("Figures: ") and " s in matplotlib" in line:
+        if line.startswith("Figures: ") and " s in matplotlib" in line:  # import and drawing
             drawing = float(line.split(", ")[1].split(" s ")[0])
     return seconds, drawing
 
@@ -64,6 +65,10 @@ def main():
     if args.repeats < 1 or args.epochs < 1:
         parser.error("--repeats and --epochs must be >= 1")
 
+    # As bench/compare.sh: wait up to 2 minutes for the load of a just-finished job to decay.
+    deadline = time.monotonic() + 120
+    while os.getloadavg()[0] > 0.5 and not args.force and time.monotonic() < deadline:
+        time.sleep(5)
     load = os.getloadavg()[0]
     if load > 0.5 and not args.force:
         print(f"machine busy (1-minute load {load:.2f}); rerun when idle or with --force")
@@ -94,7 +99,7 @@ def main():
     print("| run | TorchEBM 0.3.17 | cuEBM (Python) | ratio |")
     print("|---|---|---|---|")
     labels = {True: "whole script with its figures",
-              "undrawn": "whole script less matplotlib's drawing time",
+              "undrawn": "whole script less matplotlib's time (its import and drawing)",
               False: "no figures (--no-figures: training and the final samples)"}
     for row in ([True, "undrawn"] if True in modes else []) + ([False] if False in modes else []):
         t, tt = best[("TorchEBM", row)]
