@@ -221,12 +221,16 @@ TEST(CdGradient, ParameterGradientMatchesFiniteDifferencesOfTheLoss) {
 // ---------------------------------------------------------------------------------------------
 // One trainer step.
 
-TEST(CdTrainer, OneStepEqualsHandComputedStep) {
+// b = 40 takes the CPU trainer's general path; b = 64 (whole blocks of rows) its fused iteration
+// (host/training/fused_cd.hpp).
+class CdTrainerStep : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(CdTrainerStep, OneStepEqualsHandComputedStep) {
   Mlp model(MlpSpec{2, {16, 16}, cuebm::Activation::kSiLU}, 31);
   TrainerOptions o = BaseOptions(7, 0.05f, 0.3f, 123);
   o.cd.energy_reg_weight = 0.01f;
   o.adam.lr = 1e-3f;
-  const int64_t b = 40, max_batch = 64;
+  const int64_t b = GetParam(), max_batch = 64;
   const std::vector<float> batch = RandomVector(b * 2, 32, -1.5, 1.5);
 
   // Negatives, energies, gradient and norm before the step, from a copy of the model.
@@ -299,6 +303,8 @@ TEST(CdTrainer, OneStepEqualsHandComputedStep) {
   const std::vector<float> neg2 = HandNegatives(m1, batch2, o, 1);
   EXPECT_TRUE(BitwiseEqual(trainer.last_negatives(), neg2.data(), neg2.size()));
 }
+
+INSTANTIATE_TEST_SUITE_P(Batches, CdTrainerStep, ::testing::Values(int64_t{40}, int64_t{64}));
 
 TEST(CdTrainer, EachTrainerUsesItsOwnSamplerSettings) {
   // Two trainers with the same k but different step sizes and noise, stepping alternately on

@@ -151,6 +151,15 @@ TEST(FusedCdOptions, AppliesOnlyWhereTheUnfusedBitsAreKept) {
   EXPECT_FALSE(fused_cd_applies(33 * kRowBlock, 10));  // 66 blocks: chunks hold two blocks
   EXPECT_FALSE(fused_cd_applies(kRowBlock + 8, 10));   // a block would mix rows of both halves
   EXPECT_FALSE(fused_cd_applies(kRowBlock, 0));        // no first step to take the energies from
+  // Partials for the largest batch up to max_batch it applies to: 2 per block of rows.
+  using cuebm::detail::fused_cd_partial_floats;
+  const Mlp m(MlpSpec{2, {8}, Activation::kReLU}, 1);
+  const std::size_t p = m.num_parameters();
+  EXPECT_EQ(fused_cd_partial_floats(m, kRowBlock - 1), 0u);
+  EXPECT_EQ(fused_cd_partial_floats(m, kRowBlock), 2 * p);
+  EXPECT_EQ(fused_cd_partial_floats(m, 3 * kRowBlock + 5), 6 * p);
+  EXPECT_EQ(fused_cd_partial_floats(m, 32 * kRowBlock), 64 * p);
+  EXPECT_EQ(fused_cd_partial_floats(m, 1000 * kRowBlock), 64 * p);
 }
 
 TEST(FusedCdOptions, InapplicableCallIsRejected) {

@@ -359,6 +359,18 @@ TEST(MlpOracle, ActivationsFollowPyTorchConventions) {
 // ---------------------------------------------------------------------------------------------
 // The library against the oracle
 
+// More than 64 blocks: each gradient chunk sums several blocks, so the weight-gradient kernels
+// also run their "add to the partial" branches (first = false).
+TEST(MlpForwardBackward, BatchesOfMultiBlockChunksMatchTheOracle) {
+  uint64_t seed = 3000;
+  for (const Arch& a : Architectures())
+    for (Activation act : {Activation::kReLU, Activation::kSiLU}) {
+      const Mlp mlp(Spec(a, act), seed++);
+      SCOPED_TRACE(ArchName(a, act) + ", batch 2500");
+      CheckAgainstOracle(mlp, 2500, 1.5, seed++);
+    }
+}
+
 TEST(MlpForwardBackward, AllActivationsArchitecturesAndBatchSizesMatchTheOracle) {
   uint64_t seed = 1000;
   for (const Arch& a : Architectures()) {

@@ -422,9 +422,9 @@ TEST_F(TrainerLossRun, ShortScoreMatchingTrainingOnTheTutorialLowersTheLoss) {
 // ScoreLoss's gradient at those parameters (the same kernels through the host entry, which part
 // B's tests show equal to the device-pointer entry bit for bit) followed by the host's
 // clip_grad_norm and Adam. The loss is bitwise; the parameters may differ by the clip scale's
-// rounding only (the device adds the squared norm as a tree, the host in sequence: the double
-// sums differ in their last bits, which can move the float scale by one ulp): bound 2 ulp of the
-// parameter plus 1e-9.
+// rounding only (the device adds the squared norm as a tree, the host in eight running sums:
+// the double sums differ in their last bits, which can move the float scale by one ulp): bound
+// 2 ulp of the parameter plus 1e-9.
 TEST(TrainerLossesCuda, StepIsDeviceEvaluateThenClipThenAdam) {
   CUEBM_REQUIRE_CUDA();
   for (const LossCase& c : ScoreCases()) {

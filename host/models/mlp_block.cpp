@@ -165,8 +165,9 @@ void transpose_block(const float* src, int in, float* src_t) {
 
 // acc + product with the product rounded first, not one FMA: the weight gradients of single
 // output rows and of the inputs past the last whole vector were scalar loops, which GCC
-// vectorised without contracting, and these keep their bits (trained models stay the same).
-// The empty asm hides the product from the compiler's contraction.
+// vectorised without contracting, and these keep their bits under GCC (trained models stay the
+// same; clang contracted those loops, so its bits change). The empty asm hides the product from
+// the compiler's contraction; without AVX-512 the 64-byte product goes through memory.
 inline Vec add_rounded_product(Vec acc, Vec product) {
 #if defined(__AVX512F__)
   asm("" : "+v"(product));
@@ -274,9 +275,9 @@ void backward_impl(const MlpBlockArgs& a, const float* x_t, const float* out_wei
     const float* src = l == 0 ? x_t : work + a.layout.act[l];
     const float* w = a.params + a.weight_offset[l];
     if (param_grad)
+      // delta transposed goes to `next`, free until the matmul below fills it.
       accumulate_layer_gradient(delta, src, out, in, first, param_grad + a.weight_offset[l],
-                                param_grad + a.bias_offset[l], work + a.layout.transposed,
-                                work + a.layout.transposed_delta);
+                                param_grad + a.bias_offset[l], work + a.layout.transposed, next);
     if (l == 0) {
       if (grad_t) matmul_block(w, 1, in, in, out, nullptr, delta, store_to(grad_t));
       break;
@@ -309,8 +310,6 @@ MlpBlockLayout::MlpBlockLayout(const std::vector<int>& widths) {
   for (int l = 0; l < n_lin; ++l) widest_input = std::max(widest_input, widths[l]);
   transposed = floats;
   floats += static_cast<std::size_t>(widest_input) * R;
-  transposed_delta = floats;
-  floats += static_cast<std::size_t>(widest) * R;
   delta0 = floats;
   floats += static_cast<std::size_t>(widest) * R;
   delta1 = floats;

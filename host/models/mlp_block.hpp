@@ -15,8 +15,7 @@ struct MlpBlockLayout {
   std::vector<std::size_t> act;  // act[l]: input of layer l (l >= 1): [w_l][R]
   std::vector<std::size_t> pre;  // pre[l]: pre-activation of hidden layer l (l >= 1)
   std::size_t delta0 = 0, delta1 = 0;
-  std::size_t transposed = 0;        // a layer input transposed to [R][w_l], for weight gradients
-  std::size_t transposed_delta = 0;  // a layer's delta transposed to [R][w_l+1], likewise
+  std::size_t transposed = 0;  // a layer input transposed to [R][w_l], for weight gradients
   std::size_t floats = 0;
 };
 

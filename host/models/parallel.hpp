@@ -46,7 +46,8 @@ inline void load_block(const float* x, int64_t row0, int64_t rows, int dim, floa
 
 // The partial sums of a batch's parameter gradient: chunks of whole blocks fixed by the number
 // of blocks alone (so the result does not depend on the thread count), at most 64 of them.
-inline int64_t gradient_chunks(int64_t blocks) { return std::min<int64_t>(blocks, 64); }
+inline constexpr int64_t kMaxGradientChunks = 64;
+inline int64_t gradient_chunks(int64_t blocks) { return std::min(blocks, kMaxGradientChunks); }
 
 // out = partials[0] + partials[1] + ... + partials[chunks - 1] (each p floats), in that order.
 inline void sum_partials(const float* partials, int64_t chunks, std::size_t p, float* out) {

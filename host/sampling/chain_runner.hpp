@@ -24,8 +24,9 @@ struct ChainPlan {
   const float* noise = nullptr;
   // Called per block with its first row, its number of rows, x_t, e_t and the energy's
   // workspace: after the first step's gradient (x_t the initial state, e_t its energies, work
-  // holding its forward pass) and after the last step (x_t the final state, e_t null). CD's
-  // fused iteration uses them (host/training/fused_cd.hpp).
+  // holding its forward pass) and after the last step (x_t the final state, e_t null). They
+  // run on the CPU backend's threads, concurrently for different blocks, and must not throw.
+  // CD's fused iteration uses them (host/training/fused_cd.hpp).
   using BlockHook =
       FunctionRef<void(int64_t row0, int rows, const float* x_t, const float* e_t, float* work)>;
   const BlockHook* after_first_gradient = nullptr;

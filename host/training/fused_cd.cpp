@@ -1,6 +1,7 @@
 #include "host/training/fused_cd.hpp"
 
 #include <algorithm>
+#include <string>
 
 #include "cuebm/runtime/error.hpp"
 #include "host/models/parallel.hpp"
@@ -14,8 +15,9 @@ bool fused_cd_applies(int64_t rows, int k_steps) {
 }
 
 std::size_t fused_cd_partial_floats(const Mlp& model, int64_t max_batch) {
-  const int64_t chunks = gradient_chunks(2 * num_blocks(max_batch));
-  return static_cast<std::size_t>(chunks) * model.num_parameters();
+  // The largest batch it applies to: whole blocks, one block per gradient chunk.
+  const int64_t blocks = std::min(max_batch / kRowBlock, kMaxGradientChunks / 2);
+  return static_cast<std::size_t>(2 * blocks) * model.num_parameters();
 }
 
 void fused_cd_iteration(const Mlp& model, const float* batch, int64_t rows, ChainPlan plan,

@@ -17,7 +17,8 @@ namespace cuebm::detail {
 // gradient chunk of the 2 x rows rows (gradient_chunks in host/models/parallel.hpp).
 bool fused_cd_applies(int64_t rows, int k_steps);
 
-// Floats of partial sums fused_cd_iteration needs for up to max_batch rows.
+// Floats of partial sums fused_cd_iteration needs for every batch of up to max_batch rows it
+// applies to (0 when it applies to none).
 std::size_t fused_cd_partial_floats(const Mlp& model, int64_t max_batch);
 
 // Runs the chains of `plan` from the batch into neg (rows x dim) and writes the energies of

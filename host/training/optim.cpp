@@ -53,8 +53,8 @@ void Adam::load_state(int64_t steps, std::span<const float> m, std::span<const f
 }
 
 double grad_norm(std::span<const float> grad) {
-  // Eight running sums (one vector of doubles) rather than one: a single sum is a chain of
-  // dependent additions, 4 us for the tutorial's 4353 parameters, in every CD iteration.
+  // Eight running sums rather than one: a single sum is a chain of dependent additions, 4 us
+  // for the tutorial's 4353 parameters, in every CD iteration.
   constexpr std::size_t kSums = 8;
   double s[kSums] = {};
   const std::size_t whole = grad.size() - grad.size() % kSums;
