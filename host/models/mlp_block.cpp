@@ -10,12 +10,23 @@ namespace {
 
 constexpr int R = kRowBlock;
 
-// A feature row of a block as whole vectors: GCC/Clang vector extensions, lowered to
-// AVX-512, AVX2 or SSE by the target, so the kernel stays portable C++.
-using Vec = float __attribute__((vector_size(64)));
-constexpr int kLanes = 16;
+// A feature row of a block as whole vectors: GCC/Clang vector extensions of the target's own
+// width (a wider type is split by the compiler through memory: 45x slower with AVX2), so the
+// kernel stays portable C++.
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+using Vec = float __attribute__((vector_size(kVectorBytes)));
+constexpr int kLanes = kVectorBytes / 4;
 constexpr int V = R / kLanes;
-static_assert(R % kLanes == 0, "kRowBlock must be a multiple of 16");
+static_assert(R % kLanes == 0, "kRowBlock must be a multiple of the vector width");
+// Output rows per matmul tile: its OB x V accumulators must fit the target's vector registers
+// (32 with AVX-512, 16 otherwise).
+constexpr int kMaxTile = kVectorBytes == 64 ? 8 : kVectorBytes == 32 ? 2 : 1;
 
 inline Vec load_vec(const float* p) {
   Vec v;
@@ -45,22 +56,25 @@ void matmul_tile(const float* m, int so, int sk, int o, int n_in, const float* b
     for (int v = 0; v < V; ++v) store(o + q, v, acc[q][v]);
 }
 
-// Tiles of 8 outputs x both vectors of rows: each broadcast weight feeds two FMAs. (16 x 1 tiles,
-// with the broadcast folded into the FMA, need 16 weight-row addresses for runtime strides and
-// ran 4% slower here.)
+// Tiles of up to kMaxTile outputs x all V vectors of rows: with AVX-512, 8 x 2, so each broadcast
+// weight feeds two FMAs (16 x 1 tiles, with the broadcast folded into the FMA, need 16 weight-row
+// addresses for runtime strides and ran 4% slower here); with AVX2, 2 x 4.
 template <class Store>
 void matmul_block(const float* m, int so, int sk, int n_out, int n_in, const float* bias,
                   const float* src, Store&& store) {
   int o = 0;
-  for (; o + 8 <= n_out; o += 8) matmul_tile<8>(m, so, sk, o, n_in, bias, src, store);
-  for (; o + 4 <= n_out; o += 4) matmul_tile<4>(m, so, sk, o, n_in, bias, src, store);
+  if constexpr (kMaxTile >= 8)
+    for (; o + 8 <= n_out; o += 8) matmul_tile<8>(m, so, sk, o, n_in, bias, src, store);
+  if constexpr (kMaxTile >= 4)
+    for (; o + 4 <= n_out; o += 4) matmul_tile<4>(m, so, sk, o, n_in, bias, src, store);
   // Pairs too: dE/dx of 2-D inputs is two outputs, four chains instead of two.
-  for (; o + 2 <= n_out; o += 2) matmul_tile<2>(m, so, sk, o, n_in, bias, src, store);
+  if constexpr (kMaxTile >= 2)
+    for (; o + 2 <= n_out; o += 2) matmul_tile<2>(m, so, sk, o, n_in, bias, src, store);
   for (; o < n_out; ++o) matmul_tile<1>(m, so, sk, o, n_in, bias, src, store);
 }
 
 // f(z) and f'(z) of a whole vector. ReLU's and LeakyReLU's are written as vector selects: the
-// compiler does not vectorise a 16-lane loop over the scalar forms by itself.
+// compiler does not vectorise a loop over the lanes of the scalar forms by itself.
 template <Activation A>
 Vec activate_vec(Vec z) {
   if constexpr (A == Activation::kReLU) {
@@ -123,8 +137,8 @@ void forward_impl(const MlpBlockArgs& a, const float* x_t, float* e, float* work
   }
 }
 
-// The 16 x 16 transpose of rows[0..16) in four butterfly stages: stage S swaps the off-diagonal
-// S x S blocks of every 2S x 2S diagonal block.
+// The kLanes x kLanes transpose of rows[0..kLanes) in log2(kLanes) butterfly stages: stage S swaps
+// the off-diagonal S x S blocks of every 2S x 2S diagonal block.
 constexpr int butterfly_lane(int s, bool upper, int lane) {
   const int base = lane / (2 * s) * 2 * s + (upper ? s : 0), w = lane % (2 * s);
   return w < s ? base + w : kLanes + base + w - s;
@@ -145,18 +159,21 @@ void butterfly_stage(Vec* rows) {
     }
 }
 
-// src_t[r][i] = src[i][r] for a feature-major block src (in x R): whole 16 x 16 tiles through
-// registers, the inputs past the last whole tile one by one.
+template <int S>
+void butterfly_stages(Vec* rows) {
+  butterfly_stage<S>(rows);
+  if constexpr (S > 1) butterfly_stages<S / 2>(rows);
+}
+
+// src_t[r][i] = src[i][r] for a feature-major block src (in x R): whole kLanes x kLanes tiles
+// through registers, the inputs past the last whole tile one by one.
 void transpose_block(const float* src, int in, float* src_t) {
   const int in_tiles = in - in % kLanes;
   for (int i0 = 0; i0 < in_tiles; i0 += kLanes)
     for (int r0 = 0; r0 < R; r0 += kLanes) {
       Vec rows[kLanes];
       for (int k = 0; k < kLanes; ++k) rows[k] = load_vec(src + (i0 + k) * R + r0);
-      butterfly_stage<8>(rows);
-      butterfly_stage<4>(rows);
-      butterfly_stage<2>(rows);
-      butterfly_stage<1>(rows);
+      butterfly_stages<kLanes / 2>(rows);
       for (int k = 0; k < kLanes; ++k) store_vec(src_t + (r0 + k) * in + i0, rows[k]);
     }
   for (int i = in_tiles; i < in; ++i)
@@ -167,19 +184,21 @@ void transpose_block(const float* src, int in, float* src_t) {
 // output rows and of the inputs past the last whole vector were scalar loops, which GCC
 // vectorised without contracting, and these keep their bits under GCC (trained models stay the
 // same; clang contracted those loops, so its bits change). The empty asm hides the product from
-// the compiler's contraction; without AVX-512 the 64-byte product goes through memory.
+// the compiler's contraction.
 inline Vec add_rounded_product(Vec acc, Vec product) {
 #if defined(__AVX512F__)
   asm("" : "+v"(product));
+#elif defined(__SSE__)
+  asm("" : "+x"(product));  // an xmm or ymm register: Vec has the target's width
 #else
   asm("" : "+m"(product));
 #endif
   return acc + product;
 }
 
-// gw[j + q][i .. i + 16) += sum_r delta[j + q][r] src_t[r][i .. i + 16) for q < JB, each sum in
-// r order (products rounded before the sum for JB = 1: add_rounded_product); first: gw starts
-// from 0 instead of its contents.
+// gw[j + q][i .. i + kLanes) += sum_r delta[j + q][r] src_t[r][i .. i + kLanes) for q < JB, each
+// sum in r order (products rounded before the sum for JB = 1: add_rounded_product); first: gw
+// starts from 0 instead of its contents.
 template <int JB>
 void accumulate_weight_rows(const float* delta, const float* src_t, int j, int in, int in_vec,
                             bool first, float* gw) {
@@ -196,7 +215,7 @@ void accumulate_weight_rows(const float* delta, const float* src_t, int j, int i
   }
 }
 
-// gw[j .. j + 16 * JV)[i] += sum_r delta_t[r][j ..] src[i][r]: the weights of input i for
+// gw[j .. j + kLanes * JV)[i] += sum_r delta_t[r][j ..] src[i][r]: the weights of input i for
 // whole vectors of outputs, each sum in r order (narrow inputs: the first layer's 2 inputs would
 // otherwise be 2 x out scalar chains of R dependent FMAs).
 template <int JV>
