@@ -11,7 +11,7 @@ namespace {
 constexpr int R = kRowBlock;
 
 // A feature row of a block as whole vectors: GCC/Clang vector extensions of the target's own
-// width (a wider type is split by the compiler through memory: 45x slower with AVX2), so the
+// width (a wider type is split by the compiler through memory: 27x slower with AVX2), so the
 // kernel stays portable C++.
 #if defined(__AVX512F__)
 constexpr int kVectorBytes = 64;
