@@ -55,6 +55,12 @@ inline std::vector<ScoreLossVariant> ScoreLossVariants() {
   o.n_projections = 5;
   o.regularization_strength = 0.0f;
   v.push_back({"ssm gaussian", o});
+  // Fewer projections than input dimensions (the tests' 3): one channel per projection and one
+  // along g, where the cases above carry the unit directions (sm_sliced_by_basis).
+  o.projection_type = ProjectionType::kRademacher;
+  o.n_projections = 2;
+  o.regularization_strength = 0.1f;
+  v.push_back({"ssm rademacher 2 lambda 0.1", o});
   o = {};
   o.seed = 13;
   o.kind = ScoreLossKind::kDenoisingScoreMatching;

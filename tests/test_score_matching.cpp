@@ -4,7 +4,8 @@
 // parameters), for every activation and batches 1, 31 and 257; TorchEBM's options against
 // behaviour.md's formulas; exact score matching recovering a Gaussian's mean and covariance;
 // denoising score matching recovering covariance + sigma^2 I with the correct sign and not with
-// TorchEBM's; the random draws; thread-count independence; bad input.
+// TorchEBM's; sliced score matching's two channel layouts agreeing; the random draws;
+// thread-count independence; bad input.
 //
 // Tolerances (float32 library vs double oracle).
 //  - Loss: |got - ref| <= 1e-5 S, S = the oracle's mean over rows of the magnitudes of the
@@ -32,7 +33,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuebm/models/mlp.hpp"
@@ -241,6 +244,75 @@ TEST(ScoreMatchingOracle, HyperDualDerivativesMatchBackPropAndFiniteDifferences)
       ref::mlp_input_gradient(m, xm.data(), gm.data());
       for (int j = 0; j < 3; ++j)
         EXPECT_NEAR(id.hessian[j * 3 + i], (gp[j] - gm[j]) / 2e-5, 1e-7) << i << "," << j;
+    }
+  }
+}
+
+// One row's sliced loss and parameter gradient through score_matching.cuh with the channels ch.
+struct RowLoss {
+  float loss;
+  std::vector<float> grad;
+};
+template <Activation A>
+RowLoss SlicedRowLoss(const Mlp& mlp, const detail::SmRowParams& p, detail::SmChannelCounts ch,
+                      const float* x, uint64_t row) {
+  const std::vector<int>& widths = mlp.layer_widths();
+  const int n_lin = mlp.num_linear_layers();
+  const std::span<const float> params = mlp.parameters();
+  std::vector<float> wt(params.size());
+  detail::sm_transpose_weights(widths.data(), n_lin, params.data(), wt.data());
+  const detail::SmNet net{params.data(), wt.data(), widths.data(), n_lin};
+  const detail::SmLayout L = detail::SmLayout::make(widths.data(), n_lin, ch);
+  std::vector<float> scratch(static_cast<std::size_t>(L.total), kNaN);
+  RowLoss out{0.0f, std::vector<float>(params.size(), 0.0f)};
+  const detail::SmBuf<detail::SmDense> s{scratch.data(), {}}, g{out.grad.data(), {}};
+  out.loss = detail::sm_row_loss<A>(net, L, p, x, row, s, 1.0f, g);
+  return out;
+}
+
+TEST(ScoreMatchingSliced, UnitDirectionsEqualOneChannelPerProjection) {
+  // Sliced score matching with more projections than input dimensions (D <= kSmMaxDenseQ)
+  // carries the D unit directions and M = sum_j v_j v_j^T; with one channel per projection (and
+  // one along g for lambda > 0) it must give the same loss and gradient on the same draws. Both
+  // are float sums of the same terms in other orders (<= 8 projections, <= 40-wide layers):
+  // ~1e-6 relative; bounds 1e-5 of max(1, |loss|) and of max|gradient| (+1e-7). A wrong M
+  // entry, factor 2 or lambda term moves them by O(1) of their size.
+  for (Activation a : {Activation::kSiLU, Activation::kGELU, Activation::kReLU}) {
+    for (int d = 1; d <= detail::kSmMaxDenseQ; ++d) {
+      for (float lambda : {0.0f, 0.2f}) {
+        const Mlp mlp(MlpSpec{d, {40, 24}, a}, 60 + d);
+        ScoreLossOptions o;
+        o.kind = ScoreLossKind::kSlicedScoreMatching;
+        o.seed = 5;
+        o.n_projections = d + 1 + (d % 2) * 3;  // 5, 3, 7, 5
+        o.projection_type = d == 3 ? ProjectionType::kGaussian : ProjectionType::kRademacher;
+        o.regularization_strength = lambda;
+        const detail::SmRowParams p = detail::sm_row_params(o, 4);
+        SCOPED_TRACE(activation_name(a) + ", d " + std::to_string(d) + ", lambda " +
+                     std::to_string(lambda));
+        const bool curved = detail::dispatch_activation(
+            a, []<Activation A>() { return detail::activation_has_curvature<A>(); });
+        const detail::SmChannelCounts basis = detail::sm_channel_counts(p, d, curved);
+        ASSERT_TRUE(basis.dense);
+        ASSERT_EQ(basis.T, d);
+        const int P = o.n_projections;
+        const detail::SmChannelCounts per_projection{P + (lambda > 0.0f ? 1 : 0), curved ? P : 0,
+                                                     false};
+        const std::vector<float> x = RandomNormal(static_cast<std::size_t>(3 * d), 1.0, 70 + d);
+        for (uint64_t row = 0; row < 3; ++row) {
+          const float* xr = x.data() + row * d;
+          const auto [want, got] = detail::dispatch_activation(a, [&]<Activation A>() {
+            return std::make_pair(SlicedRowLoss<A>(mlp, p, per_projection, xr, row),
+                                  SlicedRowLoss<A>(mlp, p, basis, xr, row));
+          });
+          EXPECT_NEAR(got.loss, want.loss, 1e-5f * std::max(1.0f, std::abs(want.loss)));
+          float gmax = 0.0f;
+          for (float v : want.grad) gmax = std::max(gmax, std::abs(v));
+          EXPECT_GT(gmax, 0.0f);
+          for (std::size_t i = 0; i < want.grad.size(); ++i)
+            ASSERT_NEAR(got.grad[i], want.grad[i], 1e-5f * gmax + 1e-7f) << "parameter " << i;
+        }
+      }
     }
   }
 }

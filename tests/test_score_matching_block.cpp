@@ -5,9 +5,10 @@
 // added in order in double.
 //
 // Tolerances. The blocked path does each row's arithmetic in the per-row code's order (fmaf for
-// fmaf) and sums each chunk's rows in row order, so the two agree to the last bit except where
-// the compiler contracts a*b+c differently in vectorised and scalar code, which moves a result
-// by an ulp of an intermediate; and denoising with lambda > 0 adds its two directional
+// fmaf) and sums each chunk's rows in row order, and both are compiled with -ffp-contract=off
+// (no contraction but the explicit fmaf: one the compiler chose would depend on what it
+// inlined where, and moved results by an ulp of an intermediate), so the two agree to the last
+// bit except that denoising with lambda > 0 adds its two directional
 // gradients per block instead of per row, which reorders each chunk's float sum (at most
 // ~rows_per_chunk ulps of the chunk's terms). Bounds: loss within 1e-6 relative to
 // max(1, |loss|) (float row losses, ~1e-7 per ulp); gradient within 1e-5 of max|gradient| +
@@ -48,7 +49,7 @@ RowResult RowAtATime(const Mlp& mlp, const ScoreLossOptions& o, const std::vecto
   const bool curved = detail::dispatch_activation(
       mlp.spec().activation, []<Activation A>() { return detail::activation_has_curvature<A>(); });
   const detail::SmChannelCounts ch = detail::sm_channel_counts(p, widths[0], curved);
-  const detail::SmLayout layout = detail::SmLayout::make(widths.data(), n_lin, ch.T, ch.S);
+  const detail::SmLayout layout = detail::SmLayout::make(widths.data(), n_lin, ch);
   std::vector<float> wt(params.size());
   detail::sm_transpose_weights(widths.data(), n_lin, params.data(), wt.data());
   const detail::SmNet net{params.data(), wt.data(), widths.data(), n_lin};

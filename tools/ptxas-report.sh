@@ -12,6 +12,7 @@ command -v "$FILT" >/dev/null 2>&1 || FILT=cat
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 FILES=(kernels/sampling/mlp_fused_w*.cu kernels/models/mlp_kernels.cu kernels/sampling/langevin_kernels.cu
+       kernels/training/score_matching_kernels.cu
        kernels/sampling/mcmc_kernels.cu kernels/sampling/tempering_kernels.cu kernels/sampling/ais_kernels.cu
        kernels/training/cd_kernels.cu)
 status=0

@@ -157,7 +157,7 @@ ScoreLoss::ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64
   const detail::SmChannelCounts ch = channel_counts(options, spec);
   const int n_lin = static_cast<int>(widths_.size()) - 1;
   row_floats_ =
-      static_cast<std::size_t>(detail::SmLayout::make(widths_.data(), n_lin, ch.T, ch.S).total);
+      static_cast<std::size_t>(detail::SmLayout::make(widths_.data(), n_lin, ch).total);
   if (device.is_cuda()) {
 #if CUEBM_HAVE_CUDA
     cuda_ = detail::CudaScoreLossHandle(
@@ -216,7 +216,7 @@ double ScoreLoss::evaluate(std::span<const float> params, const float* x, int64_
 
   const detail::SmChannelCounts ch = channel_counts(options_, spec_);
   const int n_lin = static_cast<int>(widths_.size()) - 1;
-  const detail::SmLayout layout = detail::SmLayout::make(widths_.data(), n_lin, ch.T, ch.S);
+  const detail::SmLayout layout = detail::SmLayout::make(widths_.data(), n_lin, ch);
   detail::sm_transpose_weights(widths_.data(), n_lin, params.data(), weights_t_.data());
   const detail::SmNet net{params.data(), weights_t_.data(), widths_.data(), n_lin};
   const detail::SmRowParams p = detail::sm_row_params(options_, iteration);

@@ -104,6 +104,23 @@ void jets_of(const float* z, float* d1, float* d2, float* d3) {
   }
 }
 
+// sm_weighted_tangent for the R rows of unit j of z (n_out units): w = (M z')_t.
+void weighted_tangent(const Block& b, const float* z, int n_out, int j, int t, float* w) {
+  const SmLayout& L = b.L;
+  auto zc = [&](int k) { return z + (static_cast<int64_t>(1 + k) * n_out + j) * R; };
+  if (!L.dense) {
+    std::copy(zc(t), zc(t) + R, w);
+    return;
+  }
+  const float* m = b.v(L.m);
+  std::fill(w, w + R, 0.0f);
+  for (int k = 0; k < L.Q; ++k) {
+    const float* mk = m + (static_cast<int64_t>(t) * L.D + k) * R;
+    const float* zk = zc(k);
+    for (int r = 0; r < R; ++r) w[r] = std::fma(mk[r], zk[r], w[r]);
+  }
+}
+
 // sm_forward_tangents; the directions in L.u, the outputs in L.t and L.q.
 template <Activation A>
 void forward_tangents(const SmNet& net, const Block& b) {
@@ -136,13 +153,15 @@ void forward_tangents(const SmNet& net, const Block& b) {
         const int64_t i = (static_cast<int64_t>(1 + t) * n_out + j) * R;
         for (int r = 0; r < R; ++r) a[i + r] = d1[r] * z[i + r];
       }
-      for (int q = 0; q < S; ++q) {
-        const int64_t i1 = (static_cast<int64_t>(1 + q) * n_out + j) * R;
-        const int64_t i2 = (static_cast<int64_t>(1 + T + q) * n_out + j) * R;
-        for (int r = 0; r < R; ++r) {
-          const float zt = z[i1 + r];
-          a[i2 + r] = std::fma(d2[r] * zt, zt, d1[r] * z[i2 + r]);
+      if (S) {
+        const int64_t i2 = (static_cast<int64_t>(1 + T) * n_out + j) * R;
+        float src[R] = {}, w[R];
+        for (int t = 0; t < L.Q; ++t) {
+          weighted_tangent(b, z, n_out, j, t, w);
+          const float* zt = z + (static_cast<int64_t>(1 + t) * n_out + j) * R;
+          for (int r = 0; r < R; ++r) src[r] = std::fma(zt[r], w[r], src[r]);
         }
+        for (int r = 0; r < R; ++r) a[i2 + r] = std::fma(d2[r], src[r], d1[r] * z[i2 + r]);
       }
     }
     off += static_cast<int64_t>(n_out) * (n_in + 1);
@@ -202,15 +221,20 @@ void reverse(const SmNet& net, const Block& b) {
           z0[r] = std::fma(d2[r] * z[i + r], cur[i + r], z0[r]);
         }
       }
-      for (int q = 0; q < S; ++q) {
-        const int64_t i2 = (static_cast<int64_t>(1 + T + q) * n_out + j) * R;
-        const int64_t i1 = (static_cast<int64_t>(1 + q) * n_out + j) * R;
-        for (int r = 0; r < R; ++r) {
-          const float a2 = cur[i2 + r], zt = z[i1 + r];
-          zb[i2 + r] = d1[r] * a2;
-          zb[i1 + r] = std::fma(2.0f * d2[r] * zt, a2, zb[i1 + r]);
-          z0[r] = std::fma(std::fma(d3[r] * zt, zt, d2[r] * z[i2 + r]), a2, z0[r]);
+      if (S) {
+        const int64_t i2 = (static_cast<int64_t>(1 + T) * n_out + j) * R;
+        float src[R] = {}, w[R];
+        for (int r = 0; r < R; ++r) zb[i2 + r] = d1[r] * cur[i2 + r];
+        for (int t = 0; t < L.Q; ++t) {
+          const int64_t i1 = (static_cast<int64_t>(1 + t) * n_out + j) * R;
+          weighted_tangent(b, z, n_out, j, t, w);
+          for (int r = 0; r < R; ++r) {
+            zb[i1 + r] = std::fma(2.0f * d2[r] * w[r], cur[i2 + r], zb[i1 + r]);
+            src[r] = std::fma(z[i1 + r], w[r], src[r]);
+          }
         }
+        for (int r = 0; r < R; ++r)
+          z0[r] = std::fma(std::fma(d3[r], src[r], d2[r] * z[i2 + r]), cur[i2 + r], z0[r]);
       }
       std::copy(z0, z0 + R, zb + static_cast<int64_t>(j) * R);
     }
@@ -338,6 +362,19 @@ void add_directional_gradient(const SmNet& net, const Block& b, int64_t row0, in
   add_parameter_gradient(net, b, row0, rows, first, grad);
 }
 
+// The primal pass at the block's input (L.xb) and the D unit directions in L.u (T = D).
+template <Activation A>
+void primal_and_unit_directions(const SmNet& net, const Block& b) {
+  const SmLayout& L = b.L;
+  copy_rows(b.v(L.xb), L.D, b.v(L.a(0)));
+  forward_primal<A>(net, b);
+  float* u = b.v(L.u);
+  for (int i = 0; i < L.T; ++i)
+    for (int k = 0; k < L.D; ++k)
+      std::fill(u + (static_cast<int64_t>(i) * L.D + k) * R,
+                u + (static_cast<int64_t>(i) * L.D + k + 1) * R, i == k ? 1.0f : 0.0f);
+}
+
 // x's rows into xb ([D][R]); lanes past `rows` repeat the last row, so they hold finite values.
 void load_rows(const float* x, int64_t row0, int rows, int D, float* xb) {
   for (int r = 0; r < R; ++r) {
@@ -367,18 +404,12 @@ void block_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p, const
   load_rows(x, row0, rows, D, xb);
 
   if (p.kind == ScoreLossKind::kScoreMatching) {  // exact (sm_block_supported)
-    copy_rows(xb, D, a0);
-    forward_primal<A>(net, b);
-    for (int i = 0; i < T; ++i)
-      for (int k = 0; k < D; ++k)
-        std::fill(u + (static_cast<int64_t>(i) * D + k) * R,
-                  u + (static_cast<int64_t>(i) * D + k + 1) * R, i == k ? 1.0f : 0.0f);
+    primal_and_unit_directions<A>(net, b);
     forward_tangents<A>(net, b);
     float sq[R] = {}, tr[R] = {};
     for (int k = 0; k < D; ++k)
       for (int r = 0; r < R; ++r) sq[r] = std::fma(t[k * R + r], t[k * R + r], sq[r]);
-    for (int k = 0; k < S; ++k)
-      for (int r = 0; r < R; ++r) tr[r] += q[k * R + r];
+    if (S) std::copy(q, q + R, tr);
     if (want_grad) {
       for (int i = 0; i < T * R; ++i) alpha[i] = (1.0f + 2.0f * lambda) * t[i];
       std::fill(beta, beta + static_cast<int64_t>(S) * R, -1.0f);
@@ -386,6 +417,43 @@ void block_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p, const
       add_parameter_gradient(net, b, row0, rows, true, grad);
     }
     for (int r = 0; r < R; ++r) loss[r] = (0.5f + lambda) * sq[r] - tr[r];
+  } else if (p.kind == ScoreLossKind::kSlicedScoreMatching && L.dense) {
+    // sm_row_loss's sliced loss by the unit directions.
+    const int P = p.n_projections;
+    const float inv_p = 1.0f / static_cast<float>(P);
+    float* m = b.v(L.m);
+    primal_and_unit_directions<A>(net, b);
+    std::fill(m, m + static_cast<int64_t>(D) * D * R, 0.0f);
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < P; ++j) {
+        sm_projection(p, D, row_of(r), j, SmBuf<SmStrided>{aux + r, {R}});
+        for (int i = 0; i < D; ++i)
+          for (int k = 0; k < D; ++k) {
+            float& mik = m[(static_cast<int64_t>(i) * D + k) * R + r];
+            mik = std::fma(aux[i * R + r], aux[k * R + r], mik);
+          }
+      }
+    forward_tangents<A>(net, b);
+    float sq[R] = {}, quad[R] = {};
+    for (int i = 0; i < D; ++i) {
+      float mg[R] = {};
+      for (int k = 0; k < D; ++k)
+        for (int r = 0; r < R; ++r)
+          mg[r] = std::fma(m[(static_cast<int64_t>(i) * D + k) * R + r], t[k * R + r], mg[r]);
+      for (int r = 0; r < R; ++r) {
+        const float ti = t[i * R + r];
+        alpha[i * R + r] = std::fma(mg[r], inv_p, 2.0f * lambda * ti);
+        quad[r] = std::fma(ti, mg[r], quad[r]);
+        sq[r] = std::fma(ti, ti, sq[r]);
+      }
+    }
+    if (want_grad) {
+      std::fill(beta, beta + static_cast<int64_t>(S) * R, -inv_p);
+      reverse<A>(net, b);
+      add_parameter_gradient(net, b, row0, rows, true, grad);
+    }
+    for (int r = 0; r < R; ++r)
+      loss[r] = (0.5f * quad[r] - (S ? q[r] : 0.0f)) * inv_p + lambda * sq[r];
   } else if (p.kind == ScoreLossKind::kSlicedScoreMatching) {
     const int P = p.n_projections;
     copy_rows(xb, D, a0);
@@ -407,8 +475,9 @@ void block_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p, const
     const float inv_p = 1.0f / static_cast<float>(P);
     float sum[R] = {};
     for (int j = 0; j < P; ++j)
-      for (int r = 0; r < R; ++r)
-        sum[r] += 0.5f * t[j * R + r] * t[j * R + r] - (j < S ? q[j * R + r] : 0.0f);
+      for (int r = 0; r < R; ++r) sum[r] += 0.5f * t[j * R + r] * t[j * R + r];
+    if (S)
+      for (int r = 0; r < R; ++r) sum[r] -= q[r];
     if (want_grad) {
       for (int i = 0; i < P * R; ++i) alpha[i] = t[i] * inv_p;
       if (T > P) std::fill(alpha + P * R, alpha + (P + 1) * R, 2.0f * lambda);

@@ -9,29 +9,33 @@
 // a_h = act(z_h), E = w . a_H + b.
 //
 // CHANNELS (Taylor mode). Besides the primal values every unit carries T first-order channels
-// (directional derivatives along directions u_t: z' = W a', a' = act'(z) z') and S <= T
-// second-order channels (second directional derivative along u_s, s < S:
-// z'' = W a'', a'' = act''(z) z'^2 + act'(z) z''). At the output, t_t = w . a'_H = g . u_t and
-// q_s = w . a''_H = u_s^T H u_s. C = 1 + T + S channels; channel 0 is the primal value,
-// 1 + t the first-order channel t, 1 + T + s the second-order channel s.
-// Every loss is written as Phi = sum_t alpha_t t_t + sum_s beta_s q_s with alpha, beta held
+// (directional derivatives along directions u_t: z' = W a', a' = act'(z) z') and, when Q > 0,
+// S = 1 second-order channel: the weighted sum over t, t' < Q of the second directional
+// derivatives along (u_t, u_t'), weights M_tt' (M symmetric Q x Q, the identity unless dense):
+// z'' = W a'', a'' = act'(z) z'' + act''(z) sum_tt' M_tt' z'_t z'_t'. The losses need only that
+// sum (a trace, or a sum over projections), so one channel carries it instead of one per
+// direction. At the output, t_t = w . a'_H = g . u_t and q = w . a''_H = sum_tt' M_tt' u_t^T H
+// u_t'. C = 1 + T + S channels; channel 0 is the primal value, 1 + t the first-order channel t,
+// 1 + T the second-order channel.
+// Every loss is written as Phi = sum_t alpha_t t_t + beta q with alpha, beta held
 // fixed (d loss / d t, d loss / d q, or a direction u = d loss / d g with alpha = 1); the
 // parameter gradient of the row loss is d Phi / d theta, by one hand-derived reverse pass
 // through the channels (sm_reverse), which leaves per layer the adjoints Zbar of the
 // pre-activation channels. Then
 //   dW_h[j][k] += sum_c Zbar_h[c][j] A_{h-1}[c][k],   db_h[j] += Zbar_h[0][j],
-//   dw_out[k]  += sum_t alpha_t A_H[1+t][k] + sum_s beta_s A_H[1+T+s][k],  db_out = 0
+//   dw_out[k]  += sum_t alpha_t A_H[1+t][k] + beta A_H[1+T][k],  db_out = 0
 // (sm_add_parameter_gradient), into a gradient buffer of the caller's: the CPU's per-chunk sum,
 // or a GPU thread's own per-row column (strided like the scratch), reduced over rows after.
 //
 // SCRATCH, in floats, element i of a row's scratch at base[map(i)] (SmDense: i; SmStrided:
-// i * ld, for a column layout across GPU threads). SmLayout::make(widths, n_lin, T, S) gives
-// the offsets and `total`: C (D + 3 sum_h h_h + 2 max_width) + 5 D + T D + 2 T + 2 S floats:
+// i * ld, for a column layout across GPU threads). SmLayout::make(widths, n_lin, channels) gives
+// the offsets and `total`: C (D + 3 sum_h h_h + 2 max_width) + 4 D + T D + 2 T + 2 S floats,
+// and D^2 more for a dense M:
 //   A_l (l = 0..H), width n_l: channel c of unit k at a(l) + c n_l + k (channel-major, so the
 //     loops over units are contiguous); A_0 = (x, the directions u, 0)
 //   Z_l, Zbar_l (l = 1..H): pre-activations and their adjoints, same layout
 //   tmp0, tmp1: adjoint ping-pong (max_width C each); vec: small per-row vectors (g, u, t, q,
-//   alpha, beta, and three of length D for the noise, a shifted input and a second gradient).
+//   alpha, beta, three of length D for the noise, a shifted input and a second gradient, and M).
 // Weights are read from params (W, row j contiguous; the backward passes) and wt (W
 // transposed, column k contiguous; the forward passes).
 //
@@ -100,21 +104,37 @@ inline void sm_transpose_weights(const int* widths, int n_lin, const float* para
   }
 }
 
+// Channels a loss carries (the top of this file): T first-order channels; Q > 0: the
+// second-order channel over the first Q of them, weighted by M (dense) or the identity. A
+// dense M goes with the D unit directions (T = D, Q = D or 0) and is D x D in the scratch.
+struct SmChannelCounts {
+  int T, Q;
+  bool dense;
+};
+
+// The largest input dimension for which sliced score matching carries the unit directions with
+// a dense M (whose cost per unit and pass grows as D^2).
+constexpr int kSmMaxDenseQ = 4;
+
 struct SmLayout {
   const int* widths;
-  int n_lin, D, T, S, C;
+  int n_lin, D, T, S, Q, C;
+  bool dense;
   int64_t units, hidden_units, max_width;
   int64_t z0, zbar0, tmp0, tmp1, vec, total;
   // vec region
-  int64_t g, u, t, q, alpha, beta, aux, xb, g2;
+  int64_t g, u, t, q, alpha, beta, aux, xb, g2, m;
 
-  CUEBM_HD static SmLayout make(const int* widths, int n_lin, int T, int S) {
+  CUEBM_HD static SmLayout make(const int* widths, int n_lin, SmChannelCounts ch) {
     SmLayout L{};
     L.widths = widths;
     L.n_lin = n_lin;
     L.D = widths[0];
-    L.T = T;
-    L.S = S;
+    L.T = ch.T;
+    L.Q = ch.Q;
+    L.S = ch.Q > 0 ? 1 : 0;
+    L.dense = ch.dense;
+    const int T = L.T, S = L.S;
     L.C = 1 + T + S;
     L.max_width = widths[0];
     for (int l = 1; l < n_lin; ++l) {
@@ -136,7 +156,8 @@ struct SmLayout {
     L.aux = L.beta + S;
     L.xb = L.aux + L.D;
     L.g2 = L.xb + L.D;
-    L.total = L.g2 + L.D;
+    L.m = L.g2 + L.D;
+    L.total = L.m + (L.dense ? static_cast<int64_t>(L.D) * L.D : 0);
     return L;
   }
   // A_l, l = 0..H
@@ -227,9 +248,22 @@ CUEBM_HD void sm_input_gradient(const SmNet& net, const SmLayout& L, SmBuf<Map> 
   for (int k = 0; k < L.D; ++k) g[k] = cur[k];
 }
 
-// First- and second-order channels along the directions u (T x D, direction t at u[t D + k];
-// the first S also get second-order channels), after sm_forward_primal. Writes
-// t_out[t] = g . u_t and q_out[s] = u_s^T H u_s.
+// (M z')_t for the first-order channels z'_k = zc[(1 + k) n] (k < Q) of one unit, M the identity
+// or dense (D x D, row-major at L.m of the scratch s).
+template <class Map>
+CUEBM_HD float sm_weighted_tangent(const SmLayout& L, SmBuf<Map> s, SmBuf<Map> zc, int64_t n,
+                                   int t) {
+  if (!L.dense) return zc[(1 + t) * n];
+  const SmBuf<Map> m = s.at(L.m);
+  float mz = 0.0f;
+  for (int k = 0; k < L.Q; ++k)
+    mz = fmaf(m[static_cast<int64_t>(t) * L.D + k], zc[(1 + k) * n], mz);
+  return mz;
+}
+
+// First-order channels along the directions u (T x D, direction t at u[t D + k]) and the
+// second-order channel (L.Q > 0), after sm_forward_primal. Writes t_out[t] = g . u_t and
+// q_out[0] = sum_tt' M_tt' u_t^T H u_t'.
 template <Activation A, class Map>
 CUEBM_HD void sm_forward_tangents(const SmNet& net, const SmLayout& L, SmBuf<Map> s, SmBuf<Map> u,
                                   SmBuf<Map> t_out, SmBuf<Map> q_out) {
@@ -263,9 +297,12 @@ CUEBM_HD void sm_forward_tangents(const SmNet& net, const SmLayout& L, SmBuf<Map
     for (int j = 0; j < n_out; ++j) {
       const ActivationJet jet = activation_jet<A>(z[j]);
       for (int t = 0; t < T; ++t) a[(1 + t) * n_out + j] = jet.d1 * z[(1 + t) * n_out + j];
-      for (int q = 0; q < S; ++q) {
-        const float zt = z[(1 + q) * n_out + j];
-        a[(1 + T + q) * n_out + j] = fmaf(jet.d2 * zt, zt, jet.d1 * z[(1 + T + q) * n_out + j]);
+      if (S) {
+        // src = sum_tt' M_tt' z'_t z'_t'
+        float src = 0.0f;
+        for (int t = 0; t < L.Q; ++t)
+          src = fmaf(z[(1 + t) * n_out + j], sm_weighted_tangent(L, s, z.at(j), n_out, t), src);
+        a[(1 + T) * n_out + j] = fmaf(jet.d2, src, jet.d1 * z[(1 + T) * n_out + j]);
       }
     }
     off += static_cast<int64_t>(n_out) * (n_in + 1);
@@ -285,12 +322,13 @@ CUEBM_HD void sm_forward_tangents(const SmNet& net, const SmLayout& L, SmBuf<Map
   }
 }
 
-// Reverse pass of Phi = sum_t alpha_t t_t + sum_s beta_s q_s through the channels, after
+// Reverse pass of Phi = sum_t alpha_t t_t + beta q through the channels, after
 // sm_forward_tangents: writes Zbar_h for every hidden layer. Per unit, with d1, d2, d3 the
-// activation's derivatives at z and Abar the adjoints of the unit's channels:
-//   Zbar''_s = d1 Abar''_s
-//   Zbar'_t  = d1 Abar'_t + 2 d2 z'_t Abar''_t                 (the last term for t < S)
-//   Zbar_0   = d1 Abar_0 + sum_t d2 z'_t Abar'_t + sum_s (d3 z'_s^2 + d2 z''_s) Abar''_s
+// activation's derivatives at z, Abar the adjoints of the unit's channels and
+// src = sum_tt' M_tt' z'_t z'_t':
+//   Zbar''  = d1 Abar''
+//   Zbar'_t = d1 Abar'_t + 2 d2 (M z')_t Abar''               (the last term for t < Q)
+//   Zbar_0  = d1 Abar_0 + sum_t d2 z'_t Abar'_t + (d3 src + d2 z'') Abar''
 // and Abar_{h-1} = W_h^T Zbar_h channel by channel.
 template <Activation A, class Map>
 CUEBM_HD void sm_reverse(const SmNet& net, const SmLayout& L, SmBuf<Map> s, SmBuf<Map> alpha,
@@ -318,13 +356,18 @@ CUEBM_HD void sm_reverse(const SmNet& net, const SmLayout& L, SmBuf<Map> s, SmBu
         zb[i] = jet.d1 * cur[i];
         z0 = fmaf(jet.d2 * z[i], cur[i], z0);
       }
-      for (int q = 0; q < S; ++q) {
-        const int64_t i2 = static_cast<int64_t>(1 + T + q) * n_out + j;
-        const int64_t i1 = static_cast<int64_t>(1 + q) * n_out + j;
-        const float a2 = cur[i2], zt = z[i1];
+      if (S) {
+        const int64_t i2 = static_cast<int64_t>(1 + T) * n_out + j;
+        const float a2 = cur[i2];
         zb[i2] = jet.d1 * a2;
-        zb[i1] = fmaf(2.0f * jet.d2 * zt, a2, zb[i1]);
-        z0 = fmaf(fmaf(jet.d3 * zt, zt, jet.d2 * z[i2]), a2, z0);
+        float src = 0.0f;
+        for (int t = 0; t < L.Q; ++t) {
+          const int64_t i1 = static_cast<int64_t>(1 + t) * n_out + j;
+          const float mz = sm_weighted_tangent(L, s, z.at(j), n_out, t);
+          zb[i1] = fmaf(2.0f * jet.d2 * mz, a2, zb[i1]);
+          src = fmaf(z[i1], mz, src);
+        }
+        z0 = fmaf(fmaf(jet.d3, src, jet.d2 * z[i2]), a2, z0);
       }
       zb[j] = z0;
     }
@@ -449,21 +492,25 @@ inline SmRowParams sm_row_params(const ScoreLossOptions& o, uint64_t iteration) 
           iteration};
 }
 
-struct SmChannelCounts {
-  int T, S;
-};
+// Whether sliced score matching carries the D unit directions (g whole, and
+// sum_j u_j^T H u_j = sum_ik M_ik H_ik with M = sum_j u_j u_j^T) instead of one channel per
+// projection (and one along g for lambda > 0): when that is fewer channels and M is small.
+CUEBM_HD bool sm_sliced_by_basis(const SmRowParams& p, int D) {
+  return D <= kSmMaxDenseQ && D < p.n_projections + (p.lambda > 0.0f ? 1 : 0);
+}
 
 // Channels a loss needs; curved: the activation's second derivative is not 0 a.e.
 CUEBM_HD SmChannelCounts sm_channel_counts(const SmRowParams& p, int D, bool curved) {
   switch (p.kind) {
     case ScoreLossKind::kScoreMatching:
-      if (p.hessian_method == HessianMethod::kExact) return {D, curved ? D : 0};
-      return {1, 0};
+      if (p.hessian_method == HessianMethod::kExact) return {D, curved ? D : 0, false};
+      return {1, 0, false};
     case ScoreLossKind::kSlicedScoreMatching:
-      return {p.n_projections + (p.lambda > 0.0f ? 1 : 0), curved ? p.n_projections : 0};
+      if (sm_sliced_by_basis(p, D)) return {D, curved ? D : 0, true};
+      return {p.n_projections + (p.lambda > 0.0f ? 1 : 0), curved ? p.n_projections : 0, false};
     case ScoreLossKind::kDenoisingScoreMatching:
     default:
-      return {1, 0};
+      return {1, 0, false};
   }
 }
 
@@ -514,8 +561,8 @@ CUEBM_HD void sm_add_directional_gradient(const SmNet& net, const SmLayout& L, S
 }
 
 // The loss of one row x (D floats) with the draws of (p.iteration, row); when grad.p is not
-// null adds grad_scale * d loss / d theta to grad. L = SmLayout::make(widths, n_lin, T, S) with
-// (T, S) = sm_channel_counts(p, D, activation_has_curvature<A>()).
+// null adds grad_scale * d loss / d theta to grad. L = SmLayout::make(widths, n_lin,
+// sm_channel_counts(p, D, activation_has_curvature<A>())).
 template <Activation A, class Map, class GMap>
 CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParams& p,
                            const float* x, uint64_t row, SmBuf<Map> s, float grad_scale,
@@ -534,16 +581,52 @@ CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParam
     for (int i = 0; i < T; ++i)
       for (int k = 0; k < D; ++k) u[static_cast<int64_t>(i) * D + k] = i == k ? 1.0f : 0.0f;
     sm_forward_tangents<A>(net, L, s, u, t, q);
-    float sq = 0.0f, tr = 0.0f;
+    float sq = 0.0f;
     for (int k = 0; k < D; ++k) sq = fmaf(t[k], t[k], sq);
-    for (int k = 0; k < S; ++k) tr += q[k];
+    const float tr = S ? q[0] : 0.0f;
     if (grad.p) {
       for (int k = 0; k < T; ++k) alpha[k] = (1.0f + 2.0f * lambda) * t[k];
-      for (int k = 0; k < S; ++k) beta[k] = -1.0f;
+      if (S) beta[0] = -1.0f;
       sm_reverse<A>(net, L, s, alpha, beta);
       sm_add_parameter_gradient(net, L, s, alpha, beta, grad_scale, grad);
     }
     return (0.5f + lambda) * sq - tr;
+  }
+
+  if (p.kind == ScoreLossKind::kSlicedScoreMatching && L.dense) {
+    // By the unit directions: t = g, q = sum_ik M_ik H_ik; the loss
+    // (g^T M g / 2 - q) / P + lambda |g|^2, d loss / d g = M g / P + 2 lambda g.
+    const int P = p.n_projections;
+    const float inv_p = 1.0f / static_cast<float>(P);
+    const SmBuf<Map> m = s.at(L.m);
+    sm_set_input(L, s, xb);
+    sm_forward_primal<A>(net, L, s);
+    for (int i = 0; i < T; ++i)
+      for (int k = 0; k < D; ++k) u[static_cast<int64_t>(i) * D + k] = i == k ? 1.0f : 0.0f;
+    for (int i = 0; i < D * D; ++i) m[i] = 0.0f;
+    for (int j = 0; j < P; ++j) {
+      sm_projection(p, D, row, j, aux);
+      for (int i = 0; i < D; ++i)
+        for (int k = 0; k < D; ++k)
+          m[static_cast<int64_t>(i) * D + k] =
+              fmaf(aux[i], aux[k], m[static_cast<int64_t>(i) * D + k]);
+    }
+    sm_forward_tangents<A>(net, L, s, u, t, q);
+    float sq = 0.0f, quad = 0.0f;
+    for (int i = 0; i < D; ++i) {
+      float mg = 0.0f;
+      for (int k = 0; k < D; ++k) mg = fmaf(m[static_cast<int64_t>(i) * D + k], t[k], mg);
+      alpha[i] = fmaf(mg, inv_p, 2.0f * lambda * t[i]);
+      quad = fmaf(t[i], mg, quad);
+      sq = fmaf(t[i], t[i], sq);
+    }
+    const float sum = 0.5f * quad - (S ? q[0] : 0.0f);
+    if (grad.p) {
+      if (S) beta[0] = -inv_p;
+      sm_reverse<A>(net, L, s, alpha, beta);
+      sm_add_parameter_gradient(net, L, s, alpha, beta, grad_scale, grad);
+    }
+    return sum * inv_p + lambda * sq;
   }
 
   if (p.kind == ScoreLossKind::kSlicedScoreMatching) {
@@ -563,11 +646,12 @@ CUEBM_HD float sm_row_loss(const SmNet& net, const SmLayout& L, const SmRowParam
     sm_forward_tangents<A>(net, L, s, u, t, q);
     const float inv_p = 1.0f / static_cast<float>(P);
     float sum = 0.0f;
-    for (int j = 0; j < P; ++j) sum += 0.5f * t[j] * t[j] - (j < S ? q[j] : 0.0f);
+    for (int j = 0; j < P; ++j) sum += 0.5f * t[j] * t[j];
+    if (S) sum -= q[0];
     if (grad.p) {
       for (int j = 0; j < P; ++j) alpha[j] = t[j] * inv_p;
       if (T > P) alpha[P] = 2.0f * lambda;
-      for (int j = 0; j < S; ++j) beta[j] = -inv_p;
+      if (S) beta[0] = -inv_p;
       sm_reverse<A>(net, L, s, alpha, beta);
       sm_add_parameter_gradient(net, L, s, alpha, beta, grad_scale, grad);
     }

@@ -47,8 +47,8 @@ constexpr int64_t kMaxGroups = 64;
 constexpr int kParamBlock = 256;
 
 struct SmKernelArgs {
-  SmNet net;  // device pointers
-  int T, S;   // the loss's channel counts
+  SmNet net;           // device pointers
+  SmChannelCounts ch;  // the loss's channels
   SmRowParams p;
   const float* x;   // n x D, row-major
   float* row_loss;  // n floats
@@ -65,7 +65,14 @@ __global__ void __launch_bounds__(kMaxRowBlock)
     sm_row_kernel(SmKernelArgs a, int64_t row0, int64_t rows) {
   const int64_t local = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (local >= rows) return;
-  const SmLayout L = SmLayout::make(a.net.widths, a.net.n_lin, a.T, a.S);
+  SmLayout L = SmLayout::make(a.net.widths, a.net.n_lin, a.ch);
+  // What sm_channel_counts gives these losses, as constants, so the compiler drops the unused
+  // second-order and dense-M code (and its local memory).
+  if constexpr (K != ScoreLossKind::kSlicedScoreMatching) L.dense = false;
+  if constexpr (K == ScoreLossKind::kDenoisingScoreMatching) {
+    L.S = 0;
+    L.Q = 0;
+  }
   SmRowParams p = a.p;
   p.kind = K;  // a constant: the other losses' branches fold away
   const SmBuf<SmStrided> s{a.scratch + local, {a.ld}};
@@ -177,7 +184,7 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
     dispatch_activation(spec.activation,
                         [&]<Activation A>() { curved = activation_has_curvature<A>(); });
     channels_ = sm_channel_counts(sm_row_params(options, 0), spec.input_dim, curved);
-    row_floats_ = SmLayout::make(widths_.data(), n_lin_, channels_.T, channels_.S).total;
+    row_floats_ = SmLayout::make(widths_.data(), n_lin_, channels_).total;
     stream_ = std::make_unique<Stream>();
     CUEBM_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
     // On the loss's stream, waited for here: a plain cudaMemcpy from pageable memory may land
@@ -271,8 +278,7 @@ class CudaScoreLossImpl final : public CudaScoreLoss {
     CUEBM_CUDA_CHECK_LAUNCH();
     SmKernelArgs a{};
     a.net = {params, wt_d_.data(), widths_d_.data(), n_lin_};
-    a.T = channels_.T;
-    a.S = channels_.S;
+    a.ch = channels_;
     a.p = sm_row_params(options_, iteration);
     a.x = x;
     a.row_loss = row_loss_d_.data();
