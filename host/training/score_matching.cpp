@@ -156,8 +156,7 @@ ScoreLoss::ScoreLoss(const MlpSpec& spec, const ScoreLossOptions& options, int64
     num_params_ += static_cast<std::size_t>(widths_[l + 1]) * (widths_[l] + 1);
   const detail::SmChannelCounts ch = channel_counts(options, spec);
   const int n_lin = static_cast<int>(widths_.size()) - 1;
-  row_floats_ =
-      static_cast<std::size_t>(detail::SmLayout::make(widths_.data(), n_lin, ch).total);
+  row_floats_ = static_cast<std::size_t>(detail::SmLayout::make(widths_.data(), n_lin, ch).total);
   if (device.is_cuda()) {
 #if CUEBM_HAVE_CUDA
     cuda_ = detail::CudaScoreLossHandle(
